@@ -1,0 +1,222 @@
+"""Video dataset sources for pre-processing: `DATASETS` maps a name to a source class.
+
+A source lists its clips (`ClipSpec`: store id, label, file or synthetic index), its class names and its splits,
+and loads the T sampled frames of one clip. Store ids are relative paths ('Class/v_Class_g01_c01.avi').
+
+  'ucf101'     <root>/UCF-101/<Class>/*.avi and <root>/ucfTrainTestlist/ (official splits 1-3, train/test).
+  'hmdb51'     <root>/videos/<class>/*.avi (or <root>/<class>/*.avi) and <root>/testTrainMulti_7030_splits/
+               (official splits 1-3; clips marked 0 are not used).
+  'folder'     <root>/<class>/*.{avi,mp4,...}; one deterministic stratified split '1': per class, the clips are
+               ordered by the sha1 of their file name and the first round(test_fraction * n) are test (at least
+               one when a class has two or more clips). Adding files never moves an existing clip to the other
+               subset unless it changes the per-class test count.
+  'synthetic'  `attn_har.data.synthetic.SyntheticActions`; split '1' = its train/val/test.
+
+Frames are sampled uniformly (⌊k·N/T⌋ over the N decoded frames) and resized while decoding with
+`video.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
+"""
+
+import dataclasses
+import hashlib
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from attn_har.data import sampling, splits, synthetic, video
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
+UCF101_HELP = ("expected <root>/UCF-101/<Class>/v_*.avi and <root>/ucfTrainTestlist/ (classInd.txt, "
+               "trainlist0N.txt, testlist0N.txt). Get UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip "
+               "from https://www.crcv.ucf.edu/data/UCF101.php and extract both into <root>; nothing is downloaded "
+               "for you.")
+HMDB51_HELP = ("expected <root>/videos/<class>/*.avi (or <root>/<class>/*.avi) and "
+               "<root>/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt. Get hmdb51_org.rar (extract each "
+               "class .rar into videos/) and test_train_splits.rar from "
+               "https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/; nothing is "
+               "downloaded for you.")
+FOLDER_HELP = f"expected <root>/<class>/<clip> with extensions {', '.join(VIDEO_EXTENSIONS)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+  """One clip to pre-process.
+
+  Attributes:
+    id: store id (relative path, unique within the dataset).
+    label: 0-based class index.
+    path: the video file, or None for synthetic clips.
+    index: synthetic clip index, or None.
+  """
+  id: str
+  label: int
+  path: Optional[str] = None
+  index: Optional[int] = None
+
+
+class _VideoSource:
+  """Shared loading for file-based sources."""
+
+  name = ""
+  classes: List[str]
+  clips: List[ClipSpec]
+  missing: List[ClipSpec]
+  _splits: Dict[str, Dict[str, List[str]]]
+
+  def splits(self, present: Sequence[str]) -> Dict[str, Dict[str, List[str]]]:
+    """The dataset's splits restricted to the ids in `present`."""
+    keep = set(present)
+    return {s: {sub: [i for i in ids if i in keep] for sub, ids in subsets.items()}
+            for s, subsets in self._splits.items()}
+
+  def load(self, spec: ClipSpec, count: int, size: Sequence[int],
+           max_decode_bytes: int = 1 << 30) -> Tuple[np.ndarray, Optional[np.ndarray], int, np.ndarray]:
+    """Decodes one clip and samples `count` frames uniformly.
+
+    Long clips (header frame count x frame bytes over `max_decode_bytes`) are decoded in two passes keeping only
+    the sampled frames; others in one pass.
+
+    Returns:
+      (rgb uint8 [T, H, W, 3], mask None, decoded frame count N, frame indices int64 [T]).
+    """
+    frame_bytes = int(size[0]) * int(size[1]) * 3
+    if video.header_frame_count(spec.path) * frame_bytes > max_decode_bytes:
+      rgb, n = video.read_sampled_frames(spec.path, lambda n: sampling.uniform_indices(n, count), size)
+      return rgb, None, n, sampling.uniform_indices(n, count)
+    frames = video.read_frames(spec.path, size)
+    idx = sampling.uniform_indices(len(frames), count)
+    return frames[idx], None, len(frames), idx
+
+
+def _resolve(video_dir: str, rel: str, listing: Dict[str, Dict[str, str]]) -> str:
+  """Path of `rel` under `video_dir`, matching folder and file names case-insensitively if needed."""
+  path = os.path.join(video_dir, rel)
+  if os.path.exists(path):
+    return path
+  folder, name = rel.split("/", 1)
+  if not listing:
+    for d in os.listdir(video_dir):
+      full = os.path.join(video_dir, d)
+      if os.path.isdir(full):
+        listing[d.lower()] = {"": d, **{f.lower(): f for f in os.listdir(full)}}
+  entries = listing.get(folder.lower())
+  if entries and name.lower() in entries:
+    return os.path.join(video_dir, entries[""], entries[name.lower()])
+  return path
+
+
+def _require_dir(path: str, what: str, help_text: str) -> None:
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"{what} not found: {path}; {help_text}")
+
+
+class UCF101(_VideoSource):
+  """UCF101 with its three official splits."""
+
+  name = "ucf101"
+
+  def __init__(self, root: str, split_dir: Optional[str] = None):
+    video_dir = os.path.join(root, "UCF-101")
+    split_dir = split_dir or os.path.join(root, "ucfTrainTestlist")
+    _require_dir(video_dir, "UCF101 video folder", UCF101_HELP)
+    _require_dir(split_dir, "UCF101 split folder", UCF101_HELP)
+    self.classes = splits.ucf101_classes(split_dir)
+    self._splits, labels = {}, {}
+    for s in splits.SPLITS:
+      train, test = splits.ucf101(split_dir, s)
+      self._splits[str(s)] = {"train": [p for p, _ in train], "test": [p for p, _ in test]}
+      labels.update(train + test)
+    _collect(self, video_dir, labels)
+
+
+class HMDB51(_VideoSource):
+  """HMDB51 with its three official 70/30 splits (clips marked 0 are not used)."""
+
+  name = "hmdb51"
+
+  def __init__(self, root: str, split_dir: Optional[str] = None):
+    _require_dir(root, "HMDB51 root", HMDB51_HELP)
+    video_dir = os.path.join(root, "videos") if os.path.isdir(os.path.join(root, "videos")) else root
+    split_dir = split_dir or os.path.join(root, "testTrainMulti_7030_splits")
+    _require_dir(split_dir, "HMDB51 split folder", HMDB51_HELP)
+    self.classes = splits.hmdb51_classes(split_dir)
+    self._splits, labels = {}, {}
+    for s in splits.SPLITS:
+      train, test = splits.hmdb51(split_dir, s)
+      self._splits[str(s)] = {"train": [p for p, _ in train], "test": [p for p, _ in test]}
+      labels.update(train + test)
+    _collect(self, video_dir, labels)
+
+
+def _collect(source: _VideoSource, video_dir: str, labels: Dict[str, int]) -> None:
+  """Sets `clips` (listed and present) and `missing` (listed, absent) in sorted id order."""
+  listing: Dict[str, Dict[str, str]] = {}
+  source.clips, source.missing = [], []
+  for rel in sorted(labels):
+    path = _resolve(video_dir, rel, listing)
+    spec = ClipSpec(rel, labels[rel], path)
+    (source.clips if os.path.isfile(path) else source.missing).append(spec)
+
+
+class Folder(_VideoSource):
+  """`<root>/<class>/<clip>` videos with a deterministic stratified train/test split '1'."""
+
+  name = "folder"
+
+  def __init__(self, root: str, test_fraction: float = 0.3):
+    _require_dir(root, "video folder", FOLDER_HELP)
+    if not 0.0 <= test_fraction < 1.0:
+      raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    self.clips, self.missing = [], []
+    train, test = [], []
+    for label, cls in enumerate(self.classes):
+      names = sorted(f for f in os.listdir(os.path.join(root, cls)) if f.lower().endswith(VIDEO_EXTENSIONS))
+      names.sort(key=lambda f: hashlib.sha1(f.encode("utf-8")).hexdigest())
+      n_test = round(test_fraction * len(names))
+      if test_fraction > 0 and len(names) >= 2:
+        n_test = min(max(n_test, 1), len(names) - 1)
+      for k, f in enumerate(names):
+        rel = f"{cls}/{f}"
+        self.clips.append(ClipSpec(rel, label, os.path.join(root, cls, f)))
+        (test if k < n_test else train).append(rel)
+    if not self.clips:
+      raise FileNotFoundError(f"no video files under {root}; {FOLDER_HELP}")
+    self.clips.sort(key=lambda c: c.id)
+    self._splits = {"1": {"train": sorted(train), "test": sorted(test)}}
+
+
+class Synthetic:
+  """`SyntheticActions` clips; --root is unused. Split '1' holds its train/val/test subsets."""
+
+  name = "synthetic"
+
+  def __init__(self, num_classes: int = 10, clips_per_class: int = 30, size: int = 64, num_frames: int = 16,
+               seed: int = 0):
+    self.data = synthetic.SyntheticActions(num_classes=num_classes, clips_per_class=clips_per_class, size=size,
+                                 num_frames=num_frames, seed=seed)
+    self.classes = list(self.data.class_names)
+    self.clips = [ClipSpec(self.data.name_of(i), self.data.label_of(i), index=i) for i in range(len(self.data))]
+    self.missing = []
+
+  def splits(self, present: Sequence[str]) -> Dict[str, Dict[str, List[str]]]:
+    keep = set(present)
+    out = {"train": [], "val": [], "test": []}
+    for spec in self.clips:
+      if spec.id in keep:
+        out[self.data.split_of(spec.index)].append(spec.id)
+    return {"1": out}
+
+  def load(self, spec: ClipSpec, count: int, size: Sequence[int] = (), max_decode_bytes: int = 0):
+    """Generates clip `spec.index` and samples `count` of its frames uniformly (its own size is kept)."""
+    clip = self.data.clip(spec.index)
+    idx = sampling.uniform_indices(len(clip["rgb"]), count)
+    return clip["rgb"][idx], clip["mask"][idx], len(clip["rgb"]), idx
+
+
+DATASETS = {
+    "ucf101": UCF101,
+    "hmdb51": HMDB51,
+    "folder": Folder,
+    "synthetic": Synthetic,
+}

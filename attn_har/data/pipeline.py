@@ -1,0 +1,264 @@
+"""Grain input pipelines over a clip store (`attn_har.data.store`).
+
+Training::
+
+  it = make_loader(store_dir, split='1', subset='train', batch_size=8, num_frames=4, flow_length=5,
+                   image_size=112, train=True, seed=0)
+  batch = next(it)   # {'rgb': [B, T, S, S, 3] f32 in [-1, 1], 'flow': [B, T, S, S, 2L] f32 px / flow_scale,
+                     #  'label': [B] i32, 'index': [B] i32 (clip position in store.ids(split, subset)),
+                     #  'mask': [B, T, S, S] f32 (when the store has masks)}
+
+  RGB frame t, flow stack t and mask t of an item all come from the same clip and start frame s_t (the stack
+  covers frames s_t..s_t+L). One random crop and one flip per item apply to every frame and both streams; the
+  flip negates the flow's u channels (even indices); with `rescale_flow` the vectors follow the resize.
+  `streams=('rgb',)` or `('flow',)` reads and returns only that stream.
+
+Evaluation (every clip of a subset, `views` temporal x `crops` spatial views each, nothing dropped)::
+
+  it = make_eval_loader(store_dir, subset='test', batch_size=8, num_frames=25, flow_length=5, image_size=112,
+                        views=1, crops=1)
+  len(it)  # number of batches; the last one is padded: 'valid' [B] i32 is 0 on padding rows
+           # extra keys: 'view' [B] i32; aggregate predictions per 'index' over rows with valid == 1.
+
+Both return a `DevicePrefetch` iterator (`prefetch` batches ahead, device_put with `sharding`; `prefetch=0,
+to_device=False` gives numpy batches synchronously). Its state is checkpointed with Orbax through Grain's
+handler::
+
+  mngr = ocp.CheckpointManager(dir, item_names=('state', 'data'))
+  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), data=iterator_save_args(it)))
+  mngr.restore(step, args=ocp.args.Composite(state=..., data=iterator_restore_args(it)))  # `it` repositioned
+
+Determinism: batches depend only on (store, options, seed); per-record random ops use the generator Grain
+derives from seed and record position. The order within a batch depends on `workers` (each Grain worker
+batches its own records), so changing `workers` changes batch composition but not its determinism.
+`num_epochs=None` repeats forever; batches then span epoch boundaries.
+"""
+
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import grain
+import numpy as np
+
+from attn_har.data import prefetch as prefetch_lib
+from attn_har.data import quantize as quantize_lib
+from attn_har.data import store as store_lib
+from attn_har.data import transforms
+
+STREAMS = ("rgb", "flow")
+
+
+class ClipSource(grain.sources.RandomAccessDataSource):
+  """Random access over the clips of one subset (and their eval views), reading only the needed arrays.
+
+  Item k is clip `ids[k // views_per_clip]`, view `k % views_per_clip`. With `pad_to`, the length is rounded up
+  to a multiple of it by repeating item 0 with 'valid' = 0.
+  """
+
+  def __init__(self, store_dir, ids: Sequence[str], streams: Sequence[str] = STREAMS, with_mask: bool = False,
+               views_per_clip: int = 1, pad_to: Optional[int] = None):
+    self.store = store_lib.ClipStore(store_dir)
+    self.ids = list(ids)
+    if not self.ids:
+      raise ValueError(f"no clips selected from store {store_dir}")
+    for clip_id in self.ids:
+      self.store.entry(clip_id)  # KeyError naming the clip
+    self.views_per_clip = views_per_clip
+    keys = set()
+    if "rgb" in streams:
+      keys.add("rgb")
+    if "flow" in streams:
+      keys.update(("flow", "pairs"))
+    if with_mask:
+      keys.add("mask")
+    self.keys = tuple(sorted(keys))
+    self._n = len(self.ids) * views_per_clip
+    self._len = self._n if not pad_to else -(-self._n // pad_to) * pad_to
+
+  def __len__(self) -> int:
+    return self._len
+
+  def __getitem__(self, k: int) -> dict:
+    k = int(k)
+    valid = k < self._n
+    k = k if valid else 0
+    clip_id = self.ids[k // self.views_per_clip]
+    out = self.store.read(clip_id, keys=self.keys)
+    out.update(id=clip_id, index=np.int32(k // self.views_per_clip), view=np.int32(k % self.views_per_clip),
+               valid=np.int32(valid), frames=int(self.store.entry(clip_id)["frames"]))
+    return out
+
+  def __repr__(self) -> str:
+    return f"ClipSource({self.store.root}, {len(self.ids)} clips, keys={self.keys}, len={self._len})"
+
+
+def _flow_options(store: store_lib.ClipStore, streams, flow_length, stacking, clip_px):
+  flow_meta = store.manifest.get("flow") or {}
+  if "flow" not in streams:
+    return 0, stacking or "consecutive", clip_px or quantize_lib.DEFAULT_CLIP_PX
+  if flow_length is None:
+    flow_length = int(flow_meta.get("length", 1))
+  if flow_length < 1:
+    raise ValueError(f"flow_length must be >= 1 when the flow stream is read, got {flow_length}")
+  return (flow_length, stacking or flow_meta.get("pairs", "consecutive"),
+          float(clip_px or flow_meta.get("clip_px", quantize_lib.DEFAULT_CLIP_PX)))
+
+
+def parse_flags_for_workers(workers: int) -> None:
+  """Grain's worker start reads an absl flag; outside `absl.app.run` flags are unparsed and that read raises
+  UnparsedFlagAccessError. Mark them parsed (defaults) when workers are used and nobody parsed them."""
+  if workers:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+
+
+def _image_size(image_size) -> Tuple[int, int]:
+  if isinstance(image_size, int):
+    return (image_size, image_size)
+  return tuple(int(s) for s in image_size)
+
+
+def _check_streams(streams):
+  streams = tuple(streams)
+  bad = [s for s in streams if s not in STREAMS]
+  if bad or not streams:
+    raise ValueError(f"streams must be a non-empty subset of {STREAMS}, got {streams}")
+  return streams
+
+
+def _operations(*, train, num_frames, flow_length, stacking, bidirectional, image_size, views, crops, scale,
+                flip_prob, clip_px, flow_scale, rescale_flow, keys, batch_size, drop_remainder):
+  ops = [transforms.SampleClip(num_frames, flow_length, stacking, bidirectional, train, views, crops)]
+  ops.append(transforms.RandomCrop(scale) if train else transforms.FixedCrop(crops))
+  ops.append(transforms.ToFloat(clip_px, flow_scale))
+  ops.append(transforms.Resize(image_size, rescale_flow))
+  if train and flip_prob > 0:
+    ops.append(transforms.RandomFlip(flip_prob))
+  ops.append(transforms.SelectKeys(keys))
+  ops.append(grain.transforms.Batch(batch_size, drop_remainder=drop_remainder))
+  return ops
+
+
+def make_loader(store_dir, *, split: str = "1", subset: str = "train", batch_size: int, num_frames: int,
+                flow_length: Optional[int] = None, stacking: Optional[str] = None, bidirectional: bool = False,
+                image_size: Union[int, Tuple[int, int]] = 112, train: bool = True, seed: int = 0,
+                num_epochs: Optional[int] = None, workers: int = 0, drop_remainder: bool = True,
+                streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None,
+                scale: Tuple[float, float] = (0.5, 1.0), flip_prob: float = 0.5, clip_px: Optional[float] = None,
+                flow_scale: float = 1.0, rescale_flow: bool = True, prefetch: int = 2, sharding: Any = None,
+                to_device: bool = True, shard_options: Optional[Any] = None,
+                worker_buffer_size: int = 1) -> prefetch_lib.DevicePrefetch:
+  """Shuffled, augmented, batched clips of one subset.
+
+  Args:
+    store_dir: a store written by the preprocess command.
+    split: split id of the manifest ('1', '2', '3').
+    subset: 'train', 'val' or 'test'.
+    batch_size: items per batch.
+    num_frames: T, start frames sampled per item (TSN segments: random in train, centres otherwise).
+    flow_length: L, fields per flow stack; None = the store's length.
+    stacking: 'consecutive' | 'anchored'; None = the store's.
+    bidirectional: also read backward fields (4L channels; the store must hold them).
+    image_size: output S or (H, W).
+    train: random crop/flip and random temporal positions; False = centre crop and segment centres.
+    seed: shuffling and augmentation seed (32-bit).
+    num_epochs: None repeats forever.
+    workers: Grain worker processes (0 = in process).
+    drop_remainder: drop the last partial batch.
+    streams: ('rgb', 'flow'), ('rgb',) or ('flow',).
+    with_mask: add 'mask'; None = when the store has masks.
+    scale: RandomCrop area range.
+    flip_prob: horizontal flip probability (train only).
+    clip_px: flow quantisation range; None = the store's.
+    flow_scale: flow pixels are divided by it.
+    rescale_flow: scale flow vectors with the crop-to-image_size resize.
+    prefetch: batches read ahead in a thread (0 = none).
+    sharding: jax sharding for device_put.
+    to_device: False keeps numpy batches.
+    shard_options: grain.sharding.ShardOptions for multi-host data parallelism (default: none).
+    worker_buffer_size: batches each worker prepares ahead.
+
+  Returns:
+    A `DevicePrefetch` iterator with get_state/set_state.
+  """
+  streams = _check_streams(streams)
+  store = store_lib.ClipStore(store_dir)
+  ids = store.ids(split, subset)
+  with_mask = store.has_mask if with_mask is None else with_mask
+  flow_length, stacking, clip_px = _flow_options(store, streams, flow_length, stacking, clip_px)
+  source = ClipSource(store_dir, ids, streams, with_mask)
+  keys = streams + (("mask",) if with_mask else ()) + ("label", "index")
+  ops = _operations(train=train, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
+                    bidirectional=bidirectional, image_size=_image_size(image_size), views=1, crops=1, scale=scale,
+                    flip_prob=flip_prob, clip_px=clip_px, flow_scale=flow_scale, rescale_flow=rescale_flow,
+                    keys=keys, batch_size=batch_size, drop_remainder=drop_remainder)
+  shard_options = shard_options or grain.sharding.NoSharding()
+  sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=train,
+                                        num_epochs=num_epochs, seed=seed)
+  parse_flags_for_workers(workers)
+  loader = grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=workers,
+                            worker_buffer_size=worker_buffer_size, shard_options=shard_options)
+  length = None
+  if num_epochs is not None:
+    n = num_epochs * len(source)
+    length = n // batch_size if drop_remainder else -(-n // batch_size)
+  return prefetch_lib.DevicePrefetch(iter(loader), prefetch, sharding, to_device, length)
+
+
+def make_eval_loader(store_dir, *, split: str = "1", subset: str = "test", batch_size: int, num_frames: int,
+                     flow_length: Optional[int] = None, stacking: Optional[str] = None, bidirectional: bool = False,
+                     image_size: Union[int, Tuple[int, int]] = 112, views: int = 1, crops: int = 1,
+                     workers: int = 0, streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None,
+                     clip_px: Optional[float] = None, flow_scale: float = 1.0, rescale_flow: bool = True,
+                     prefetch: int = 2, sharding: Any = None, to_device: bool = True,
+                     shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
+  """One pass over every clip of a subset, `views` x `crops` items per clip, padded to whole batches.
+
+  Item (clip k, view v): temporal view v // crops of `views` (evenly offset TSN positions), spatial crop
+  v % crops (1: centre square; 3: left/centre/right squares). Batches add 'view' and 'valid' (0 = padding).
+  Arguments as in `make_loader`.
+  """
+  streams = _check_streams(streams)
+  store = store_lib.ClipStore(store_dir)
+  ids = store.ids(split, subset)
+  with_mask = store.has_mask if with_mask is None else with_mask
+  flow_length, stacking, clip_px = _flow_options(store, streams, flow_length, stacking, clip_px)
+  shard_options = shard_options or grain.sharding.NoSharding()
+  pad = batch_size * shard_options.shard_count
+  source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
+  keys = streams + (("mask",) if with_mask else ()) + ("label", "index", "view", "valid")
+  ops = _operations(train=False, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
+                    bidirectional=bidirectional, image_size=_image_size(image_size), views=views, crops=crops,
+                    scale=(1.0, 1.0), flip_prob=0.0, clip_px=clip_px, flow_scale=flow_scale,
+                    rescale_flow=rescale_flow, keys=keys, batch_size=batch_size, drop_remainder=True)
+  sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
+                                        seed=0)
+  parse_flags_for_workers(workers)
+  loader = grain.DataLoader(data_source=source, sampler=sampler, operations=ops, worker_count=workers,
+                            shard_options=shard_options)
+  return prefetch_lib.DevicePrefetch(iter(loader), prefetch, sharding, to_device,
+                                     len(source) // pad)
+
+
+def iterator_save_args(iterator):
+  """Orbax args saving a pipeline iterator inside a CheckpointManager Composite (Grain's handler)."""
+  return grain.checkpoint.CheckpointSave(iterator)
+
+
+def iterator_restore_args(iterator):
+  """Orbax args restoring into `iterator` (repositioned in place and returned by the restore)."""
+  return grain.checkpoint.CheckpointRestore(iterator)
+
+
+def save_iterator(directory, iterator) -> None:
+  """Saves one iterator's state to `directory` with Orbax (standalone, outside a CheckpointManager)."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with ocp.Checkpointer(grain.checkpoint.CheckpointHandler()) as ckpt:
+    ckpt.save(directory, args=iterator_save_args(iterator))
+
+
+def restore_iterator(directory, iterator):
+  """Restores `iterator` in place from `save_iterator`'s directory; returns it."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  with ocp.Checkpointer(grain.checkpoint.CheckpointHandler()) as ckpt:
+    return ckpt.restore(directory, args=iterator_restore_args(iterator))

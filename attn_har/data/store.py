@@ -1,0 +1,275 @@
+"""The clip store: one `.npz` per pre-processed clip plus a JSON manifest.
+
+Layout of a store directory::
+
+  <store_dir>/manifest.json          # written last by `write_manifest` (atomic)
+  <store_dir>/clips/<safe>.npz       # arrays of one clip (uncompressed, see below)
+  <store_dir>/clips/<safe>.json      # its manifest entry; present only once the .npz is complete
+
+A clip file holds `rgb` uint8 [T, H, W, 3], `flow` uint8 [P, H, W, 2] (quantised with
+`attn_har.data.quantize`), `pairs` int16 [P, 2] (flow p goes from frame pairs[p, 0] to frame pairs[p, 1]) and,
+optionally, `mask` uint8 [T, H, W]. Files are written uncompressed: on this machine `np.load` of an
+uncompressed clip is several times faster than of a `savez_compressed` one (benchmarks/bench_pipeline.py
+prints both), and random access during training matters more than disk space.
+
+Writing is resumable: `write_clip` writes the `.npz` to a temporary name, renames it into place, then writes
+the `.json` entry the same way, so `clip_done` (entry present, file of the recorded size) never sees a half
+written clip. `read_entry` rebuilds a manifest entry from the `.json` without reading the arrays.
+
+Write side (the preprocess command)::
+
+  entry = write_clip(store_dir, 'ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi', arrays, {'label': 0, ...})
+  write_manifest(store_dir, {'version': 1, 'dataset': 'ucf101', 'classes': [...], 'clips': [entry, ...], ...})
+
+Read side (the Grain pipeline)::
+
+  store = ClipStore(store_dir)
+  for clip_id in store.ids(split='1', subset='train'):
+    clip = store.read(clip_id)   # {'rgb', 'flow', 'pairs', 'label', 'mask'?}
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import re
+from typing import Any, Mapping
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+CLIP_DIR = "clips"
+VERSION = 1
+MANIFEST_KEYS = ("version", "dataset", "classes", "frames", "size", "flow", "clips", "splits", "failures")
+PREPROCESS_HINT = (
+    "create it with the preprocess command, e.g. "
+    "`python -m attn_har.data.preprocess --dataset synthetic --out {store}` "
+    "(see `python -m attn_har.data.preprocess --help`)")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def clip_file(clip_id: str) -> str:
+  """Safe, unique relative file stem for a clip id (e.g. 'Class/v_x (1).avi' -> 'clips/Class_v_x_1_.avi-<hash>').
+
+  The readable part replaces every run of characters outside [A-Za-z0-9._-] by '_'; the 10-hex-digit sha1 of
+  the exact id keeps two ids that map to the same readable part apart.
+  """
+  if not isinstance(clip_id, str) or not clip_id:
+    raise ValueError(f"clip id must be a non-empty string, got {clip_id!r}")
+  readable = _UNSAFE.sub("_", clip_id).strip("._")[:80] or "clip"
+  digest = hashlib.sha1(clip_id.encode("utf-8")).hexdigest()[:10]
+  return f"{CLIP_DIR}/{readable}-{digest}"
+
+
+def _sha256(path: pathlib.Path) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+  tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+  with open(tmp, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def _check_arrays(clip_id: str, arrays: Mapping[str, np.ndarray]) -> dict:
+  """Validates dtypes/shapes of a clip's arrays; returns them as a plain dict of numpy arrays."""
+  unknown = set(arrays) - {"rgb", "flow", "pairs", "mask"}
+  if unknown:
+    raise ValueError(f"clip {clip_id!r}: unknown array keys {sorted(unknown)}; expected rgb, flow, pairs, mask")
+  out = {}
+  for key, dtype in (("rgb", np.uint8), ("flow", np.uint8), ("pairs", np.int16), ("mask", np.uint8)):
+    if key not in arrays:
+      if key == "mask":
+        continue
+      raise ValueError(f"clip {clip_id!r}: missing array {key!r}")
+    a = np.asarray(arrays[key])
+    if key == "pairs" and a.dtype != dtype and np.issubdtype(a.dtype, np.integer):
+      a = a.astype(np.int16)
+    if a.dtype != dtype:
+      raise ValueError(f"clip {clip_id!r}: array {key!r} must be {np.dtype(dtype).name}, got {a.dtype}")
+    out[key] = a
+  rgb, flow, pairs = out["rgb"], out["flow"], out["pairs"]
+  if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.shape[0] < 1:
+    raise ValueError(f"clip {clip_id!r}: rgb must be [T, H, W, 3] with T >= 1, got {rgb.shape}")
+  t, h, w, _ = rgb.shape
+  if flow.ndim != 4 or flow.shape[1:] != (h, w, 2):
+    raise ValueError(f"clip {clip_id!r}: flow must be [P, {h}, {w}, 2], got {flow.shape}")
+  if pairs.shape != (flow.shape[0], 2):
+    raise ValueError(f"clip {clip_id!r}: pairs must be [{flow.shape[0]}, 2], got {pairs.shape}")
+  if pairs.size and (pairs.min() < 0 or pairs.max() >= t):
+    raise ValueError(f"clip {clip_id!r}: pairs index frames outside [0, {t})")
+  if "mask" in out and out["mask"].shape != (t, h, w):
+    raise ValueError(f"clip {clip_id!r}: mask must be [{t}, {h}, {w}], got {out['mask'].shape}")
+  return out
+
+
+def _jsonable(clip_id: str, meta: Mapping[str, Any]) -> dict:
+  for key in ("label", "num_frames"):
+    if key not in meta:
+      raise ValueError(f"clip {clip_id!r}: meta lacks {key!r}")
+  meta = dict(meta)
+  meta["label"] = int(meta["label"])
+  meta["num_frames"] = int(meta["num_frames"])
+  try:
+    json.dumps(meta)
+  except TypeError as e:
+    raise ValueError(f"clip {clip_id!r}: meta is not JSON serialisable: {e}") from None
+  return meta
+
+
+def write_clip(store_dir, clip_id: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict:
+  """Writes one clip atomically and returns its manifest entry.
+
+  Args:
+    store_dir: the store directory (created if needed).
+    clip_id: relative path of the source video, e.g. 'Class/v_x.avi' (any characters).
+    arrays: rgb uint8 [T, H, W, 3], flow uint8 [P, H, W, 2], pairs int16 [P, 2], optional mask uint8 [T, H, W].
+    meta: at least {'label': int, 'num_frames': decoded frame count}; other JSON values are kept in the entry.
+
+  Returns:
+    The entry {'id', 'label', 'num_frames', 'file', 'sha256', 'bytes', 'frames', 'pairs', 'size', 'mask',
+    **other meta keys}.
+  """
+  arrays = _check_arrays(clip_id, arrays)
+  meta = _jsonable(clip_id, meta)
+  root = pathlib.Path(store_dir)
+  stem = clip_file(clip_id)
+  (root / CLIP_DIR).mkdir(parents=True, exist_ok=True)
+  npz = root / f"{stem}.npz"
+  tmp = npz.with_name(f".{npz.name}.tmp{os.getpid()}")
+  with open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+    f.flush()
+    os.fsync(f.fileno())
+  digest = _sha256(tmp)
+  size = tmp.stat().st_size
+  os.replace(tmp, npz)
+  t, h, w, _ = arrays["rgb"].shape
+  entry = {**meta, "id": clip_id, "label": meta["label"], "num_frames": meta["num_frames"],
+           "file": f"{stem}.npz", "sha256": digest, "bytes": size, "frames": t,
+           "pairs": int(arrays["pairs"].shape[0]), "size": [h, w], "mask": "mask" in arrays}
+  _atomic_write_bytes(root / f"{stem}.json", json.dumps(entry, sort_keys=True).encode())
+  return entry
+
+
+def clip_done(store_dir, clip_id: str) -> bool:
+  """True when the clip's entry and a file of the recorded size are both present."""
+  root = pathlib.Path(store_dir)
+  stem = clip_file(clip_id)
+  try:
+    entry = json.loads((root / f"{stem}.json").read_text())
+    return entry.get("id") == clip_id and (root / entry["file"]).stat().st_size == entry["bytes"]
+  except (OSError, ValueError, KeyError):
+    return False
+
+
+def read_entry(store_dir, clip_id: str) -> dict:
+  """The manifest entry of a finished clip, rebuilt from its `.json` (no array is read)."""
+  if not clip_done(store_dir, clip_id):
+    raise FileNotFoundError(f"clip {clip_id!r} is not (completely) written in store {store_dir}")
+  return json.loads((pathlib.Path(store_dir) / f"{clip_file(clip_id)}.json").read_text())
+
+
+def write_manifest(store_dir, manifest: Mapping[str, Any]) -> None:
+  """Validates and atomically writes `<store_dir>/manifest.json`.
+
+  Required keys: version (1), dataset, classes, frames, size, flow, clips, splits, failures; every split id
+  must name a clip of `clips`.
+  """
+  missing = [k for k in MANIFEST_KEYS if k not in manifest]
+  if missing:
+    raise ValueError(f"manifest for {store_dir} lacks keys {missing}")
+  if manifest["version"] != VERSION:
+    raise ValueError(f"manifest version {manifest['version']!r} unsupported (expected {VERSION})")
+  known = {e["id"] for e in manifest["clips"]}
+  for split, subsets in manifest["splits"].items():
+    for subset, ids in subsets.items():
+      unknown = [i for i in ids if i not in known]
+      if unknown:
+        raise ValueError(f"manifest split {split!r}/{subset!r} names {len(unknown)} clips absent from 'clips', "
+                         f"e.g. {unknown[0]!r}")
+  root = pathlib.Path(store_dir)
+  root.mkdir(parents=True, exist_ok=True)
+  _atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode())
+
+
+class ClipStore:
+  """Reader of a finished store.
+
+  Attributes:
+    root: the store directory.
+    manifest: the parsed manifest.json.
+    classes: class names, index = label.
+  """
+
+  def __init__(self, store_dir):
+    self.root = pathlib.Path(store_dir)
+    path = self.root / MANIFEST
+    if not path.is_file():
+      what = "store directory" if not self.root.is_dir() else "manifest"
+      raise FileNotFoundError(f"no clip store at {self.root} ({what} {path} missing); "
+                              + PREPROCESS_HINT.format(store=self.root))
+    self.manifest = json.loads(path.read_text())
+    if self.manifest.get("version") != VERSION:
+      raise ValueError(f"{path}: version {self.manifest.get('version')!r} unsupported (expected {VERSION})")
+    self.classes = list(self.manifest["classes"])
+    self._entries = {e["id"]: e for e in self.manifest["clips"]}
+
+  def __len__(self) -> int:
+    return len(self._entries)
+
+  @property
+  def has_mask(self) -> bool:
+    """True when every clip stores a mask."""
+    return bool(self._entries) and all(e.get("mask", False) for e in self._entries.values())
+
+  def entry(self, clip_id: str) -> dict:
+    """The manifest entry of `clip_id`."""
+    try:
+      return self._entries[clip_id]
+    except KeyError:
+      raise KeyError(f"clip {clip_id!r} not in store {self.root}") from None
+
+  def ids(self, split: str = "1", subset: str = "train") -> list:
+    """Clip ids of one subset ('train', 'val', 'test', ...) of one split ('1', '2', '3')."""
+    splits = self.manifest["splits"]
+    if str(split) not in splits:
+      raise KeyError(f"split {split!r} not in store {self.root}; valid splits: {sorted(splits)}")
+    subsets = splits[str(split)]
+    if subset not in subsets:
+      raise KeyError(f"subset {subset!r} not in split {split!r} of {self.root}; valid subsets: {sorted(subsets)}")
+    return list(subsets[subset])
+
+  def read(self, clip_id: str, keys=None) -> dict:
+    """Arrays of one clip: {'rgb', 'flow' (uint8), 'pairs', 'label', 'mask' if stored}.
+
+    Args:
+      clip_id: the clip.
+      keys: read only these arrays (of 'rgb', 'flow', 'pairs', 'mask'; a missing 'mask' is skipped); None = all.
+    """
+    e = self.entry(clip_id)
+    path = self.root / e["file"]
+    try:
+      with np.load(path) as z:
+        out = {k: z[k] for k in z.files if keys is None or k in keys}
+    except (OSError, ValueError) as err:
+      raise OSError(f"cannot read clip {clip_id!r} from {path}: {err}") from err
+    out["label"] = int(e["label"])
+    return out
+
+  def verify(self, clip_id: str) -> bool:
+    """Checks the clip file's sha256 against the manifest; returns True or raises ValueError."""
+    e = self.entry(clip_id)
+    path = self.root / e["file"]
+    digest = _sha256(path)
+    if digest != e["sha256"]:
+      raise ValueError(f"clip {clip_id!r}: sha256 of {path} is {digest}, manifest says {e['sha256']}")
+    return True
