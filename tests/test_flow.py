@@ -58,24 +58,24 @@ def test_quantize_roundtrip_within_half_step():
   c = 20.0
   d = np.linspace(-c, c, 100_001, dtype=np.float32)
   q = quantize.quantize(d, c)
-  assert q.dtype == np.uint8 and q[0] == 0 and q[-1] == 255
-  assert (np.diff(q.astype(int)) >= 0).all() and len(np.unique(q)) == 256
+  assert q.dtype == np.uint8 and q[0] == 0 and q[-1] == 254
+  assert (np.diff(q.astype(int)) >= 0).all() and len(np.unique(q)) == 255
   back = quantize.dequantize(q, c)
   assert back.dtype == np.float32
   half = quantize.step(c) / 2
-  assert abs(half - c / 255) < 1e-12
+  assert abs(half - c / 254) < 1e-12
   assert np.abs(back - d).max() <= half + 1e-5
   # Codes dequantise exactly to the grid and requantise to themselves.
-  grid = np.arange(256, dtype=np.uint8)
-  np.testing.assert_allclose(quantize.dequantize(grid, c), grid * (2 * c / 255) - c, atol=1e-5)
+  grid = np.arange(255, dtype=np.uint8)
+  np.testing.assert_allclose(quantize.dequantize(grid, c), (grid.astype(np.float32) - 127) * (c / 127), atol=1e-5)
   np.testing.assert_array_equal(quantize.quantize(quantize.dequantize(grid, c), c), grid)
 
 
 def test_quantize_saturates_and_checks_inputs():
   q = quantize.quantize(np.array([-100.0, -20.0, 20.0, 55.0]), 20.0)
-  np.testing.assert_array_equal(q, [0, 0, 255, 255])
+  np.testing.assert_array_equal(q, [0, 0, 254, 254])
   small = np.array([0.3, -0.7], np.float32)
-  np.testing.assert_allclose(quantize.dequantize(quantize.quantize(small, 1.0), 1.0), small, atol=1 / 255 + 1e-6)
+  np.testing.assert_allclose(quantize.dequantize(quantize.quantize(small, 1.0), 1.0), small, atol=1 / 254 + 1e-6)
   with pytest.raises(ValueError, match="non-finite"):
     quantize.quantize(np.array([0.0, np.nan]))
   with pytest.raises(ValueError, match="clip_px"):
@@ -138,3 +138,10 @@ def test_missing_pair_raises_clear_error():
     stacking.required_pairs(10, 3, "mixed")
   with pytest.raises(ValueError, match="at least 11 frames"):
     stacking.required_pairs(10, 10)
+
+
+def test_quantize_keeps_zero_and_flip_symmetry():
+  d = np.array([0.0, 3.3, -3.3, 19.9], np.float32)
+  q = quantize.quantize(d)
+  assert quantize.dequantize(q)[0] == 0.0
+  np.testing.assert_array_equal(quantize.dequantize(quantize.quantize(-d)), -quantize.dequantize(q))

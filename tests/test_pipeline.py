@@ -47,7 +47,7 @@ def store_dir(tmp_path_factory):
 
 
 def _code(px):
-  return np.rint((px + 20.0) * 255.0 / 40.0)
+  return np.rint(px * 127.0 / 20.0) + 127.0
 
 
 def _check_item(batch, b, ids, num_frames, flow_length=L):
@@ -70,7 +70,7 @@ def _check_item(batch, b, ids, num_frames, flow_length=L):
     flipped = f
     if "flow" in batch:
       codes = _code(batch["flow"][b, t])
-      want_u = 255 - (U0 + clip) if f else U0 + clip  # a flip negates u: code q -> 255 - q
+      want_u = 254 - (U0 + clip) if f else U0 + clip  # a flip negates u: code q -> 254 - q
       np.testing.assert_array_equal(codes[..., 0::2], want_u)
       for l in range(flow_length):  # consecutive stack: pair s + l -> s + l + 1
         np.testing.assert_array_equal(codes[..., 2 * l + 1], V0 + 8 * (s + l))

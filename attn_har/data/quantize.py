@@ -1,18 +1,20 @@
 """uint8 quantisation of optical flow over a fixed clip range.
 
-A displacement d (pixels) is clipped to [-c, c] and mapped linearly onto the 256 codes 0..255:
+A displacement d (pixels) is clipped to [-c, c] and mapped linearly onto the 255 codes 0..254, centred on 127:
 
-  q = round((clip(d, -c, c) + c) * 255 / (2c)),    d' = q * 2c / 255 - c.
+  q = round(clip(d, -c, c) * 127 / c) + 127,    d' = (q - 127) * c / 127.
 
-`dequantize` is the exact inverse of the linear map, so inside the clip range |d - d'| <= c / 255 (half a step;
-0.078 px for the default c = 20). Zero motion maps to code 128, i.e. d' = +0.078 px, not exactly 0: the code grid
-has no centre point because 255 steps split the range. Displacements beyond +-c saturate to 0 or 255.
+`dequantize` is the exact inverse of the linear map, so inside the clip range |d - d'| <= c / 254 (half a step;
+0.079 px for the default c = 20). Zero motion is code 127 and dequantises to exactly 0, and the grid is symmetric,
+so a horizontal flip (u -> -u) maps codes onto codes. Displacements beyond +-c saturate to 0 or 254; code 255 is
+never written.
 The seed code instead truncated float flow to int (all sub-pixel motion lost); this mapping keeps it.
 """
 
 import numpy as np
 
 DEFAULT_CLIP_PX = 20.0
+ZERO_CODE = 127  # the code of zero displacement; codes run 0..2 * ZERO_CODE
 
 
 def _check_clip(clip_px: float) -> float:
@@ -23,8 +25,8 @@ def _check_clip(clip_px: float) -> float:
 
 
 def step(clip_px: float = DEFAULT_CLIP_PX) -> float:
-  """Returns the size of one quantisation step in pixels, 2c / 255."""
-  return 2.0 * _check_clip(clip_px) / 255.0
+  """Returns the size of one quantisation step in pixels, c / 127."""
+  return _check_clip(clip_px) / float(ZERO_CODE)
 
 
 def quantize(flow: np.ndarray, clip_px: float = DEFAULT_CLIP_PX) -> np.ndarray:
@@ -45,8 +47,8 @@ def quantize(flow: np.ndarray, clip_px: float = DEFAULT_CLIP_PX) -> np.ndarray:
   if not np.isfinite(d).all():
     bad = int(np.size(d) - np.count_nonzero(np.isfinite(d)))
     raise ValueError(f"flow has {bad} non-finite values (NaN/inf); cannot quantise")
-  q = (np.clip(d, -c, c) + c) * np.float32(255.0 / (2.0 * c))
-  return np.rint(q).astype(np.uint8)
+  q = np.rint(np.clip(d, -c, c) * np.float32(ZERO_CODE / c)) + ZERO_CODE
+  return q.astype(np.uint8)
 
 
 def dequantize(q: np.ndarray, clip_px: float = DEFAULT_CLIP_PX) -> np.ndarray:
@@ -57,10 +59,10 @@ def dequantize(q: np.ndarray, clip_px: float = DEFAULT_CLIP_PX) -> np.ndarray:
     clip_px: the clip range c used when quantising.
 
   Returns:
-    float32 array of the same shape, values in [-c, c].
+    float32 array of the same shape, values in [-c, c] (codes above 254 saturate at c).
   """
   c = _check_clip(clip_px)
   q = np.asarray(q)
   if q.dtype != np.uint8:
     raise ValueError(f"dequantize expects uint8 codes, got dtype {q.dtype}")
-  return q.astype(np.float32) * np.float32(2.0 * c / 255.0) - np.float32(c)
+  return (q.astype(np.float32) - np.float32(ZERO_CODE)) * np.float32(c / ZERO_CODE)
