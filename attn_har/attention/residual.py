@@ -1,0 +1,125 @@
+"""Residual attention module (Wang et al., CVPR 2017, arXiv:1704.06904)."""
+
+from typing import Any, Callable, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from attn_har.attention import normalize
+from attn_har.layers import keras
+
+# Wang et al.'s three attention functions, all computed in float32.
+ATTENTION_FUNCTIONS = {
+    "mixed": normalize.sigmoid,
+    "channel": normalize.l2_channel,
+    "spatial": normalize.spatial_zscore_sigmoid,
+}
+
+
+def _upsample_to(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """Bilinear resize of [B, h, w, C] to the spatial size of `shape` (x2 for the even sizes of the thesis)."""
+  return jax.image.resize(x, (x.shape[0], shape[1], shape[2], x.shape[3]), "bilinear").astype(x.dtype)
+
+
+class ResidualAttention(nn.Module):
+  """Trunk and bottom-up/top-down mask branch, combined by attention residual learning: (1 + M) * T.
+
+  out = post(  (1 + M(x')) * T(x')  ),  x' = pre(x), with p pre/post units, t trunk units and a mask branch of
+  max-pool / r units / `shortcuts` nested down-up levels / r units / upsample / 1x1 head / attention function.
+  Every unit is built by `unit` (a factory of a stride-1, C -> C residual block of the host backbone).
+
+  variant='paper' (Wang et al.): 3x3/2 max-pooling; every nested level has a residual unit on its skip
+  connection; the mask head is BN-ReLU-conv1x1-BN-ReLU-conv1x1.
+  variant='thesis' (the thesis code): 2x2/2 max-pooling; identity skips; the mask head is two linear 1x1 convs
+  with bias (C -> C, C being the trunk width: the "4f" head that reproduces the thesis count); the backbone
+  passes p=0 and t=1 (MobileNetV2, replacing a block) or t=2 (ResNet).
+
+  Odd sizes work: pooling pads ('SAME') and upsampling resizes to the skip's exact size.
+  Sows the mask M (after the attention function, float32, [B, H, W, C]) as 'attention'.
+
+  Attributes:
+    unit: factory `unit(name=...)` of a [B, H, W, C] -> [B, H, W, C] module called as `unit(x, train)`.
+    p: pre- and post-processing units.
+    t: trunk units.
+    r: units between adjacent pooling / upsampling steps of the mask branch.
+    shortcuts: nested down-up levels inside the mask branch (Wang et al. use 2, 1, 0 by stage).
+    attention_function: 'mixed' (sigmoid), 'channel' (L2 norm over channels) or 'spatial' (per-channel
+      z-score over H*W, then sigmoid).
+    variant: 'paper' or 'thesis'.
+    bn_axis_name: mapped axis (e.g. `nn.vmap`'s time axis) whose elements share BatchNorm batch statistics.
+    dtype: compute dtype.
+    param_dtype: parameter dtype.
+  """
+  placement: ClassVar[str] = "trunk"
+  unit: Callable[..., nn.Module] | None = None
+  p: int = 1
+  t: int = 2
+  r: int = 1
+  shortcuts: int = 1
+  attention_function: str = "mixed"
+  variant: str = "paper"
+  bn_axis_name: str | None = None
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  def _units(self, x: jax.Array, n: int, prefix: str, train: bool) -> jax.Array:
+    for i in range(n):
+      x = self.unit(name=f"{prefix}{i}")(x, train)
+    return x
+
+  def _pool(self, x: jax.Array) -> jax.Array:
+    if self.variant == "thesis":
+      return nn.max_pool(x, (2, 2), (2, 2), padding="SAME")
+    return nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
+
+  def _down_up(self, x: jax.Array, level: int, train: bool) -> jax.Array:
+    """Nested level `level` (>= 1) of the mask branch at the resolution of x; level 0 is the identity."""
+    if level == 0:
+      return x
+    if self.variant == "thesis":
+      skip = x
+    else:
+      skip = self.unit(name=f"mask_skip{level}")(x, train)
+    y = self._units(self._pool(x), self.r, f"mask_down{level}_", train)
+    y = self._down_up(y, level - 1, train)
+    y = self._units(y, self.r, f"mask_up{level}_", train)
+    return _upsample_to(y, x.shape) + skip
+
+  def mask(self, x: jax.Array, train: bool) -> jax.Array:
+    """The mask branch M(x) in float32, [B, H, W, C]."""
+    c = x.shape[-1]
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    y = self._units(self._pool(x), self.r, "mask_down0_", train)
+    y = self._down_up(y, self.shortcuts, train)
+    y = self._units(y, self.r, "mask_up0_", train)
+    y = _upsample_to(y, x.shape)
+    if self.variant == "thesis":
+      y = keras.Conv(c, (1, 1), name="mask_conv0", **kw)(y)
+      y = keras.Conv(c, (1, 1), name="mask_conv1", **kw)(y)
+    else:
+      for i in range(2):
+        y = nn.relu(keras.batch_norm(train, keras.RESNET_BN, name=f"mask_bn{i}", axis_name=self.bn_axis_name, **kw)(y))
+        y = keras.Conv(c, (1, 1), name=f"mask_conv{i}", **kw)(y)
+    return ATTENTION_FUNCTIONS[self.attention_function](y)
+
+  def trunk(self, x: jax.Array, train: bool) -> jax.Array:
+    """The trunk branch T(x): t units."""
+    return self._units(x, self.t, "trunk", train)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """[B, H, W, C] -> [B, H, W, C]."""
+    if self.unit is None:
+      raise ValueError("ResidualAttention needs `unit`, a factory of the host backbone's residual block")
+    if self.variant not in ("paper", "thesis"):
+      raise ValueError(f"ResidualAttention: unknown variant {self.variant!r}; valid choices: 'paper', 'thesis'")
+    if self.attention_function not in ATTENTION_FUNCTIONS:
+      raise ValueError(f"ResidualAttention: unknown attention_function {self.attention_function!r}; valid "
+                       f"choices: {', '.join(ATTENTION_FUNCTIONS)}")
+    x = self._units(x, self.p, "pre", train)
+    m = self.mask(x, train)
+    self.sow("intermediates", "attention", m)
+    trunk = self.trunk(x, train)
+    out = trunk * (1 + m).astype(trunk.dtype)
+    return self._units(out, self.p, "post", train)
