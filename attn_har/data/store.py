@@ -33,6 +33,7 @@ import json
 import os
 import pathlib
 import re
+import threading
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,6 +46,10 @@ PREPROCESS_HINT = (
     "create it with the preprocess command, e.g. "
     "`python -m attn_har.data.preprocess --dataset synthetic --out {store}` "
     "(see `python -m attn_har.data.preprocess --help`)")
+
+# np.load parses .npy headers with ast.literal_eval, which CPython 3.11 < 3.11.8 cannot run from several threads
+# at once ("SystemError: AST constructor recursion depth mismatch", gh-106905); Grain reads with a thread pool.
+_NPZ_LOCK = threading.Lock()
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -258,7 +263,7 @@ class ClipStore:
     e = self.entry(clip_id)
     path = self.root / e["file"]
     try:
-      with np.load(path) as z:
+      with _NPZ_LOCK, np.load(path) as z:
         out = {k: z[k] for k in z.files if keys is None or k in keys}
     except (OSError, ValueError) as err:
       raise OSError(f"cannot read clip {clip_id!r} from {path}: {err}") from err

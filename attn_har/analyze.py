@@ -1,0 +1,77 @@
+"""Figures and attention quality of trained runs.
+
+  python -m attn_har.analyze --workdir W [--workdir W2 ...] [--clip PATH] --out DIR
+      stage_grid.png (rows: model x stream x {attention, Grad-CAM}; columns: combined, early, medium, late stage),
+      clip_overlay.gif (per-frame overlays of both streams; flow colour-coded) and curves.png (loss and top-1,
+      train and validation, from metrics.jsonl). With several workdirs the per-run files get the model name.
+  python -m attn_har.analyze --quality --workdir W [--workdir W2 ...] --out DIR
+      quality.md and quality.json: pointing game, energy inside the ground-truth mask, deletion and insertion
+      AUC for every attention mechanism, Grad-CAM and the centre-bias / uniform / random reference maps.
+"""
+
+import argparse
+import sys
+import time
+
+
+def parse_flags(argv):
+  p = argparse.ArgumentParser(prog="python -m attn_har.analyze", description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+  p.add_argument("--workdir", action="append", required=True, help="training run directory (repeatable)")
+  p.add_argument("--out", required=True, help="output directory")
+  p.add_argument("--clip", default="", help="clip file (.npz from a clip store, or a video); default: the first "
+                                            "clip of --subset of each run's store")
+  p.add_argument("--which", default="best", choices=("best", "latest"), help="checkpoint to restore")
+  p.add_argument("--subset", default="test", choices=("train", "val", "test"), help="store subset to read")
+  p.add_argument("--frames", type=int, default=0, help="frames per clip (default: 8 for figures, the run's "
+                                                       "data.num_frames for --quality)")
+  p.add_argument("--format", default="gif", choices=("gif", "mp4"), help="clip overlay format")
+  p.add_argument("--quality", action="store_true", help="write the attention-quality table instead of figures")
+  p.add_argument("--clips", type=int, default=20, help="--quality: clips per run (0 = all)")
+  p.add_argument("--perturb_per_clip", type=int, default=1, help="--quality: frames per clip scored by "
+                                                                 "deletion / insertion")
+  p.add_argument("--steps", type=int, default=16, help="--quality: deletion / insertion steps")
+  p.add_argument("--seed", type=int, default=0, help="--quality: random-map and tie-breaking seed")
+  return p.parse_args(argv)
+
+
+def run_quality(flags) -> int:
+  from attn_har.analysis import quality_table as qt  # pylint: disable=import-outside-toplevel
+  results, meta = {}, {"which": flags.which, "subset": flags.subset, "steps": flags.steps, "seed": flags.seed,
+                       "perturb_per_clip": flags.perturb_per_clip, "runs": {}}
+  for workdir in flags.workdir:
+    t0 = time.time()
+    r = qt.evaluate_run(workdir, flags.which, flags.subset, flags.clips or None, flags.frames or None,
+                        flags.perturb_per_clip, flags.steps, flags.seed)
+    name = r["model"] if r["model"] not in results else f"{r['model']}_{len(results)}"
+    results[name] = r["streams"]
+    meta["runs"][name] = {"workdir": str(workdir), "step": r["step"], "clips": r["clips"], "frames": r["frames"],
+                          "mean_mask_area": round(r["mask_area"], 4), "seconds": round(time.time() - t0, 1)}
+  rows = qt.table_rows(results)
+  paths = qt.write_table(rows, flags.out, meta)
+  print(paths["markdown"].read_text())
+  print(f"wrote {paths['markdown']} and {paths['json']}")
+  return 0
+
+
+def main(argv=None) -> int:
+  flags = parse_flags(argv)
+  if flags.frames < 0 or flags.clips < 0 or flags.steps < 1 or flags.perturb_per_clip < 0:
+    print("error: --frames, --clips and --perturb_per_clip must be >= 0 and --steps >= 1", file=sys.stderr)
+    return 2
+  try:
+    if flags.quality:
+      return run_quality(flags)
+    from attn_har.analysis.report import write_report  # pylint: disable=import-outside-toplevel
+    paths = write_report(flags.workdir, flags.out, flags.clip or None, flags.which, flags.subset,
+                         flags.frames or 8, flags.format)
+  except (FileNotFoundError, KeyError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  for key, path in paths.items():
+    print(f"{key}: {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,131 @@
+"""The shared base of the video configs: `configs/{ucf101,hmdb51,synthetic}_<attention>.py` call `video_config`.
+
+Arguments (comma separated, see `attn_har.config.args`):
+  smoke               tiny widths, few frames, a few steps: exercises the whole run in seconds.
+  split=N             official split ('1', '2', '3').
+  stream=S            'two_stream' (default), 'rgb' or 'flow' (stream-only training).
+  temporal=M          per-stream temporal model, a key of `attn_har.video.registry.VIDEO_MODELS`.
+  fusion=F            a key of `attn_har.video.fusion.FUSIONS`.
+  backbone=B          a key of `attn_har.backbones.BACKBONES`.
+  attention=A         a key of `attn_har.attention.ATTENTION`, or 'none'.
+  store=DIR, root=DIR the pre-processed clip store / the raw dataset folder.
+  steps=N, batch=N, lr=X, dtype=bfloat16, seed=N, size=N, frames=N, alpha=X
+  any dotted path, e.g. train.checkpoint_every=50 or optim.schedule=cosine.
+"""
+
+import ml_collections
+
+from attn_har.config import args as args_lib
+
+SHORTHANDS = {
+    "split": "data.split", "store": "data.store", "root": "data.root", "frames": "data.num_frames",
+    "size": "data.image_size", "stream": "model.stream", "temporal": "model.temporal", "fusion": "model.fusion",
+    "backbone": "model.backbone", "attention": "model.attention", "alpha": "model.alpha", "dtype": "model.dtype",
+    "steps": "train.num_steps", "batch": "train.batch_size", "lr": "optim.lr", "seed": "seed",
+}
+FLAGS = {"smoke"}
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Fields shared by image and video configs (model, optimiser, training, evaluation, start-up)."""
+  c = ml_collections.ConfigDict()
+  c.name = ""
+  c.seed = 0
+  c.model = ml_collections.ConfigDict(dict(
+      stream="image",              # 'image' | 'rgb' | 'flow' | 'two_stream'
+      temporal="average",          # VIDEO_MODELS key (video streams only)
+      backbone="mobilenet_v2",
+      attention="none",            # ATTENTION key, 'none' = plain backbone
+      variant="paper",
+      alpha=1.0,                   # MobileNetV2 width multiplier
+      dtype="float32",             # compute dtype: 'float32' | 'bfloat16' (parameters stay float32)
+      num_classes=0,               # 0 = from the data
+      fusion="average",            # FUSIONS key (two-stream only)
+      fusion_weights=(1.0, 2.0),   # ('rgb', 'flow') for fusion='weighted'
+      lift="auto",                 # 'auto' | 'vmap' | 'fold' (attn_har.video.lifted)
+      lstm=dict(hidden=512, num_layers=3, dropout=0.5, readout="last"),
+      pool=dict(hidden=128, dropout=0.0),
+      svm=dict(c=1.0, steps=300),
+      backbone_kwargs=ml_collections.ConfigDict(),  # extra keyword arguments of build_image_model
+  ))
+  c.optim = ml_collections.ConfigDict(dict(
+      name="sgd", lr=0.1, momentum=0.9, nesterov=False,
+      schedule="inverse_time",     # lr_t = lr / (1 + decay_rate * t), Keras SGD(decay=1e-4) per step
+      decay_rate=1e-4,
+      warmup_steps=0, end_lr_fraction=0.0,  # for 'cosine' (and warm-up before any schedule)
+      weight_decay=0.0,            # decoupled, added to the gradient (SGD) or AdamW
+      grad_clip_norm=0.0,          # 0 = off
+      skip_nonfinite_updates=False,  # skip steps whose gradient is NaN/inf (optax.apply_if_finite)
+  ))
+  c.train = ml_collections.ConfigDict(dict(
+      batch_size=64, num_steps=1000, log_every=10, checkpoint_every=200, keep_checkpoints=2,
+      stream_loss_weight=1.0,      # two-stream: loss = CE(fused) + w * mean_s CE(stream s)
+      label_smoothing=0.0,
+      progress=True,
+      bn_recalibration_batches=0,  # >0: recalibrate BatchNorm statistics before each validation (bn_calibration)
+  ))
+  c.eval = ml_collections.ConfigDict(dict(
+      batch_size=32, clips_per_video=1, crops=1,
+      best_metric="top1",          # best checkpoint by validation top-1, ties by lower loss
+  ))
+  c.init_from = ml_collections.ConfigDict(dict(
+      workdir="", which="best",    # initialise from another run's checkpoint (skipped parameters are named)
+      rgb_workdir="", flow_workdir="",  # two-stream: streams from separately trained stream-only runs
+  ))
+  c.distributed = ml_collections.ConfigDict(dict(
+      enabled=False, coordinator_address="", num_processes=1, process_id=0))
+  return c
+
+
+def video_config(dataset: str, attention: str, arg: str | None) -> ml_collections.ConfigDict:
+  """The full, unlocked video config for `dataset` x `attention` with `arg` applied."""
+  flags, values = args_lib.parse_arg(arg)
+  args_lib.check_flags(flags, FLAGS)
+  c = base_config()
+  c.name = f"{dataset}_{attention if attention != 'none' else 'baseline'}"
+  c.model.stream = "two_stream"
+  c.model.attention = attention
+  c.data = ml_collections.ConfigDict(dict(
+      dataset=dataset,
+      root="",                     # raw dataset folder (only needed to pre-process)
+      store="",                    # pre-processed clip store; '' = <cache>/stores/<name>
+      split="1",
+      val_fraction=0.1,            # held out from train when the store's split has no 'val' subset
+      store_frames=25,             # frames sampled per video at pre-processing (synthetic: synthetic.num_frames)
+      store_size=128,              # side of stored frames (synthetic: synthetic.size)
+      flow_method="dis",
+      num_frames=5,                # frames (and flow stacks) per training clip
+      flow_length=5,               # L: flow stacks have 2L channels
+      stacking="consecutive",
+      image_size=112,
+      flip_prob=0.5,               # horizontal flips (negating u); 0 for data whose labels are directions
+      workers=0,
+      synthetic=dict(num_classes=10, clips_per_class=30, size=64, num_frames=16, seed=0),
+  ))
+  if dataset == "synthetic":
+    # The demo run (`python launch.py`): a tiny two-stream MobileNetV2 (alpha 0.35) at 48x48 that trains in
+    # minutes on a 2-core CPU. Only motion separates the synthetic classes, so the RGB stream stays near chance;
+    # the fusion weights the flow stream 3:1 so that an uninformative RGB stream cannot flip its decisions.
+    # Evaluation averages 3 temporal views per video.
+    c.model.alpha = 0.35
+    c.model.update(fusion="weighted", fusion_weights=(1.0, 3.0))
+    # No flips: a mirrored 'move_left' clip is a 'move_right' clip (and cw <-> ccw).
+    c.data.update(num_frames=2, flow_length=5, image_size=48, flip_prob=0.0)
+    c.optim.update(lr=0.05, schedule="cosine", warmup_steps=30, grad_clip_norm=5.0)
+    c.train.update(batch_size=16, num_steps=600, log_every=20, checkpoint_every=150, bn_recalibration_batches=8)
+    c.eval.update(batch_size=20, clips_per_video=3)
+  if "smoke" in flags:
+    # Mechanics, not learning: a small, clipped step keeps 2-clip batches (4-frame BatchNorm) finite.
+    c.optim.update(lr=0.01, grad_clip_norm=1.0, skip_nonfinite_updates=True)
+    c.model.alpha = 0.35
+    c.model.lstm.hidden, c.model.lstm.num_layers = 16, 1
+    c.model.pool.hidden = 8
+    c.model.svm.steps = 20
+    # 64x64 keeps a 2x2 final map: BatchNorm over 1x1 maps of 4 near-identical frames overflows the gradient.
+    c.data.num_frames, c.data.flow_length, c.data.image_size = 2, 2, 64
+    c.data.synthetic.update(num_classes=3, clips_per_class=5, size=32, num_frames=6)
+    c.train.update(batch_size=2, num_steps=3, log_every=1, checkpoint_every=2, progress=False,
+                   bn_recalibration_batches=2)
+    c.eval.batch_size = 2
+  args_lib.apply_values(c, values, SHORTHANDS)
+  return c

@@ -1,0 +1,158 @@
+"""Orbax checkpoints of the model state and the data iterator, together, under `<workdir>/checkpoints/`.
+
+One `CheckpointManager` with items 'state' ({'params', 'batch_stats', 'opt_state', 'step'}) and 'data' (the
+Grain iterator, via `attn_har.data.pipeline.iterator_save_args`). It keeps the `keep` latest steps plus the best
+one by validation (metric 'val_top1', ties broken by lower 'val_loss'), saved synchronously so a SIGKILL never
+leaves a half-written step that a restart would pick up (Orbax writes to a temporary name and renames).
+
+Start-up order (`train.py`): resume `<workdir>` if it has a checkpoint, else initialise from
+`config.init_from`, else from scratch. `restore_state(workdir, which)` reads only the model state (for analysis;
+no data is touched).
+"""
+
+import pathlib
+from typing import Any, Dict, List, Optional, Tuple
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import traverse_util
+from orbax.checkpoint import checkpoint_managers as cm
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _best_value(metrics: Dict[str, float]) -> float:
+  # Higher is better: validation top-1, then lower loss (the loss term is below any top-1 difference of a split
+  # with fewer than 10^5 clips).
+  return float(metrics["val_top1"]) - 1e-7 * min(float(metrics.get("val_loss", 0.0)), 100.0)
+
+
+def _item_handlers(with_data: bool) -> Dict[str, Any]:
+  handlers = {"state": ocp.StandardCheckpointHandler()}
+  if with_data:
+    import grain
+    handlers["data"] = grain.checkpoint.CheckpointHandler()
+  return handlers
+
+
+def make_manager(workdir, keep: int = 2, read_only: bool = False, with_data: bool = True,
+                 track_best: bool = True) -> ocp.CheckpointManager:
+  """The run's CheckpointManager (keep-N latest + best by validation when `track_best`; synchronous saves)."""
+  directory = pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
+  policies = [cm.LatestN(n=keep)]
+  if track_best:
+    policies.append(cm.BestN(get_metric_fn=_best_value, reverse=False, n=1, keep_checkpoints_without_metrics=False))
+  options = ocp.CheckpointManagerOptions(
+      enable_async_checkpointing=False,
+      preservation_policy=None if read_only else cm.AnyPreservationPolicy(policies),
+      best_fn=_best_value if track_best else None, best_mode="max", read_only=read_only, create=not read_only)
+  return ocp.CheckpointManager(directory, item_names=("state", "data") if with_data else ("state",),
+                               item_handlers=_item_handlers(with_data), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Dict[str, Any], data_iterator: Any,
+         metrics: Optional[Dict[str, float]] = None) -> None:
+  """Saves state and iterator at `step` (metrics: {'val_top1', 'val_loss'} for best tracking, or None)."""
+  from attn_har.data.pipeline import iterator_save_args
+  items = {"state": ocp.args.StandardSave(state)}
+  if data_iterator is not None:
+    items["data"] = iterator_save_args(data_iterator)
+  manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+  manager.wait_until_finished()
+
+
+def resume(manager: ocp.CheckpointManager, state: Dict[str, Any], data_iterator: Any) -> Tuple[Dict, int]:
+  """Restores the latest step into `state`'s structure and repositions `data_iterator`; returns (state, step)."""
+  from attn_har.data.pipeline import iterator_restore_args
+  step = manager.latest_step()
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  items = {"state": ocp.args.StandardRestore(abstract)}
+  if data_iterator is not None:
+    items["data"] = iterator_restore_args(data_iterator)
+  restored = manager.restore(step, args=ocp.args.Composite(**items))
+  return restored["state"], step
+
+
+def _select_step(manager: ocp.CheckpointManager, which: str) -> int:
+  if which not in ("best", "latest"):
+    raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+  step = manager.best_step() if which == "best" else manager.latest_step()
+  if step is None:
+    step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint under {manager.directory}")
+  return step
+
+
+def restore_state(workdir, which: str = "best") -> Dict[str, Any]:
+  """The model state {'params', 'batch_stats', 'opt_state', 'step'} of a run, as numpy arrays.
+
+  Args:
+    workdir: a run directory written by `train_and_evaluate`.
+    which: 'best' (by validation; the latest when no step has validation metrics) or 'latest'.
+  """
+  path = pathlib.Path(workdir) / CHECKPOINT_DIR
+  if not path.is_dir():
+    raise FileNotFoundError(f"no checkpoint directory {path} (is {workdir} a training workdir?)")
+  with make_manager(workdir, read_only=True, with_data=False) as manager:
+    step = _select_step(manager, which)
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return jax.tree.map(np.asarray, restored["state"])
+
+
+def checkpoint_steps(workdir) -> Dict[str, Any]:
+  """{'all': [steps], 'latest': step, 'best': step} of a run's checkpoints."""
+  with make_manager(workdir, read_only=True, with_data=False) as manager:
+    return {"all": list(manager.all_steps()), "latest": manager.latest_step(), "best": manager.best_step()}
+
+
+def merge_params(target: Dict[str, Any], source: Dict[str, Any], prefix: Tuple[str, ...] = ()
+                 ) -> Tuple[Dict[str, Any], List[str], List[str]]:
+  """Copies every leaf of `source` whose path (under `prefix` in target) and shape match into `target`.
+
+  Returns:
+    (merged tree, skipped: target paths left at their initial values, unused: source paths not loaded).
+  """
+  flat_t = traverse_util.flatten_dict(target) if target else {}
+  flat_s = traverse_util.flatten_dict(source) if source else {}
+  loaded, unused = set(), []
+  for path, value in flat_s.items():
+    key = prefix + tuple(path)
+    if key in flat_t and np.shape(flat_t[key]) == np.shape(value):
+      flat_t[key] = np.asarray(value, dtype=np.asarray(flat_t[key]).dtype) if hasattr(flat_t[key], "dtype") \
+          else value
+      loaded.add(key)
+    else:
+      why = "shape" if key in flat_t else "absent"
+      unused.append("/".join(key) + f" ({why})")
+  skipped = ["/".join(k) for k in flat_t if k not in loaded and (not prefix or k[:len(prefix)] == prefix)]
+  return traverse_util.unflatten_dict(flat_t) if flat_t else target, skipped, unused
+
+
+def init_from(state: Dict[str, Any], sources: List[Tuple[str, str, Tuple[str, ...]]]) -> Tuple[Dict, List[str]]:
+  """Loads params and batch_stats from other runs' checkpoints into a fresh `state` (optimizer state is fresh).
+
+  Args:
+    state: the freshly initialised state.
+    sources: (workdir, which, prefix) triples; the source's trees are placed under `prefix` (e.g. ('rgb',) to
+      load a stream-only run into the two-stream model's 'rgb' stream).
+
+  Returns:
+    (new state, report lines naming what was loaded and every skipped or unused parameter).
+  """
+  report = []
+  params, stats = state["params"], state["batch_stats"]
+  for workdir, which, prefix in sources:
+    src = restore_state(workdir, which)
+    where = "/".join(prefix) or "<root>"
+    params, skipped, unused = merge_params(params, src["params"], prefix)
+    stats, skipped_bs, unused_bs = merge_params(stats, src.get("batch_stats") or {}, prefix)
+    report.append(f"init_from {workdir} ({which}, step {int(src['step'])}) into {where}: "
+                  f"{len(skipped)} parameters kept at initial values, {len(unused)} checkpoint entries unused")
+    report += [f"  skipped (not in checkpoint or shape differs): {p}" for p in skipped + skipped_bs]
+    report += [f"  unused checkpoint entry: {p}" for p in unused + unused_bs]
+  new = dict(state)
+  new["params"] = jax.tree.map(lambda x: np.asarray(x), params)
+  new["batch_stats"] = jax.tree.map(lambda x: np.asarray(x), stats)
+  return new, report

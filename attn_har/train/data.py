@@ -1,0 +1,241 @@
+"""Dataset preparation for a run: find (or, for synthetic data, build) the clip store and make the loaders.
+
+  - synthetic: when the store is missing it is generated and pre-processed (`attn_har.data.preprocess`) into
+    `<cache>/stores/synthetic-...` (or `config.data.store`), once; later runs reuse it.
+  - ucf101 / hmdb51: the store must exist; otherwise the error names the expected raw-data layout and the
+    preprocess command. Nothing is downloaded.
+  - image datasets (cifar100, imagenette): `attn_har.data.images` from `data.root` (image folders) or
+    `data.tfds_dir`; validation = a deterministic `val_fraction` of the train images (by sha1 of the index).
+  - validation: the store's 'val' subset when its split has one (synthetic), else a split view holding out
+    `val_fraction` of each class's train clips (deterministic, by sha1 of the clip id): a manifest-only store
+    under `<workdir>/split_view/` whose entries point at the original clip files. The test subset is only read
+    at the end.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import sys
+from typing import Any, Dict, List, Optional
+
+import ml_collections
+
+from attn_har.config.paths import cache_root
+
+VIEW_DIR = "split_view"
+
+
+def _synthetic_args(c: ml_collections.ConfigDict) -> List[str]:
+  s = c.synthetic
+  return ["--dataset", "synthetic", "--flow", c.flow_method, "--stacking", c.stacking,
+          "--length", str(c.flow_length), "--synthetic-classes", str(s.num_classes),
+          "--synthetic-clips-per-class", str(s.clips_per_class), "--synthetic-size", str(s.size),
+          "--synthetic-frames", str(s.num_frames), "--seed", str(s.seed)]
+
+
+def default_store(c: ml_collections.ConfigDict) -> pathlib.Path:
+  """`<cache>/stores/<dataset>-<settings>`: the store location when `config.data.store` is empty."""
+  if c.dataset == "synthetic":
+    s = c.synthetic
+    tag = (f"synthetic-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-t{s.num_frames}-seed{s.seed}-"
+           f"{c.flow_method}-{c.stacking}-L{c.flow_length}")
+  else:
+    tag = f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
+  return cache_root() / "stores" / tag
+
+
+def preprocess_command(c: ml_collections.ConfigDict, store: pathlib.Path) -> str:
+  """The shell command that builds the store for a real dataset."""
+  root = c.root or f"<{c.dataset} root>"
+  return (f"python -m attn_har.data.preprocess --dataset {c.dataset} --root {root} --out {store} "
+          f"--flow {c.flow_method} --stacking {c.stacking} --length {c.flow_length} --frames {c.store_frames} "
+          f"--size {c.store_size} {c.store_size}")
+
+
+def prepare_store(config: ml_collections.ConfigDict, log=print) -> pathlib.Path:
+  """Returns the clip-store directory for a video config, generating it for synthetic data."""
+  c = config.data
+  store = pathlib.Path(c.store).expanduser() if c.store else default_store(c)
+  if (store / "manifest.json").is_file():
+    return store
+  if c.dataset == "synthetic":
+    from attn_har.data import preprocess
+    argv = _synthetic_args(c) + ["--out", str(store), "--workers", str(c.workers or (os.cpu_count() or 1)),
+                                 "--no-progress"]
+    log(f"generating the synthetic dataset into {store} (python -m attn_har.data.preprocess {' '.join(argv)})")
+    rc = preprocess.main(argv)
+    if rc != 0 or not (store / "manifest.json").is_file():
+      raise RuntimeError(f"pre-processing the synthetic dataset into {store} failed (exit status {rc})")
+    return store
+  from attn_har.data import datasets
+  layout = {"ucf101": datasets.UCF101_HELP, "hmdb51": datasets.HMDB51_HELP}.get(c.dataset, datasets.FOLDER_HELP)
+  raise FileNotFoundError(
+      f"no pre-processed {c.dataset} clip store at {store} (config data.store={c.store!r}).\n"
+      f"Raw data layout: {layout}\n"
+      f"Build the store with:\n  {preprocess_command(c, store)}\n"
+      f"then pass store={store} (e.g. --config=configs/{config.name}.py:store={store}).")
+
+
+def _val_of(clip_id: str, fraction: float) -> bool:
+  h = int(hashlib.sha1(clip_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+  return h < fraction
+
+
+def split_store(store: pathlib.Path, split: str, val_fraction: float, workdir: pathlib.Path) -> pathlib.Path:
+  """A store whose split has 'train', 'val' and 'test' subsets: `store` itself or a split view in `workdir`."""
+  from attn_har.data.store import ClipStore
+  src = ClipStore(store)
+  subsets = src.manifest["splits"].get(str(split))
+  if subsets is None:
+    raise KeyError(f"split {split!r} not in store {store}; valid splits: {sorted(src.manifest['splits'])}")
+  if "val" in subsets or val_fraction <= 0:
+    return store
+  train = list(subsets["train"])
+  by_class: Dict[int, List[str]] = {}
+  for cid in train:
+    by_class.setdefault(int(src.entry(cid)["label"]), []).append(cid)
+  val = []
+  for ids in by_class.values():
+    picked = [i for i in ids if _val_of(i, val_fraction)]
+    if not picked and len(ids) >= 2 and val_fraction > 0:
+      picked = [min(ids, key=lambda i: hashlib.sha1(i.encode()).hexdigest())]
+    if len(picked) == len(ids):
+      picked = picked[:-1]
+    val += picked
+  val_set = set(val)
+  manifest = dict(src.manifest)
+  manifest["clips"] = [dict(e, file=str((store / e["file"]).absolute())) for e in src.manifest["clips"]]
+  manifest["splits"] = {str(split): {"train": [i for i in train if i not in val_set], "val": sorted(val_set),
+                                     "test": list(subsets.get("test", []))}}
+  manifest["split_view_of"] = str(store.absolute())
+  view = workdir / VIEW_DIR
+  view.mkdir(parents=True, exist_ok=True)
+  tmp = view / "manifest.json.tmp"
+  tmp.write_text(json.dumps(manifest))
+  os.replace(tmp, view / "manifest.json")
+  return view
+
+
+def streams_of(config: ml_collections.ConfigDict) -> tuple:
+  return {"rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}[config.model.stream]
+
+
+def train_loader(config: ml_collections.ConfigDict, store: pathlib.Path, sharding: Any = None,
+                 shard_options: Any = None, batch_size: Optional[int] = None, seed: Optional[int] = None):
+  """The infinite, shuffled, augmented training iterator (checkpointable)."""
+  from attn_har.data.pipeline import make_loader
+  c = config.data
+  return make_loader(store, split=c.split, subset="train", batch_size=batch_size or config.train.batch_size,
+                     num_frames=c.num_frames, flow_length=c.flow_length, stacking=c.stacking,
+                     image_size=c.image_size, train=True, seed=config.seed if seed is None else seed, num_epochs=None,
+                     workers=c.workers,
+                     streams=streams_of(config), with_mask=False, sharding=sharding, shard_options=shard_options,
+                     flip_prob=c.flip_prob, prefetch=2)
+
+
+def eval_loader(config: ml_collections.ConfigDict, store: pathlib.Path, subset: str, sharding: Any = None,
+                shard_options: Any = None, batch_size: Optional[int] = None):
+  """One pass over `subset` with `eval.clips_per_video` x `eval.crops` views per clip."""
+  from attn_har.data.pipeline import make_eval_loader
+  c = config.data
+  return make_eval_loader(store, split=c.split, subset=subset, batch_size=batch_size or config.eval.batch_size,
+                          num_frames=c.num_frames, flow_length=c.flow_length, stacking=c.stacking,
+                          image_size=c.image_size, views=config.eval.clips_per_video, crops=config.eval.crops,
+                          workers=c.workers, streams=streams_of(config), with_mask=False, sharding=sharding,
+                          shard_options=shard_options, prefetch=1)
+
+
+def has_subset(store: pathlib.Path, split: str, subset: str) -> bool:
+  from attn_har.data.store import ClipStore
+  return bool(ClipStore(store).manifest["splits"].get(str(split), {}).get(subset))
+
+
+def num_classes(store: pathlib.Path) -> int:
+  from attn_har.data.store import ClipStore
+  return len(ClipStore(store).classes)
+
+
+class _Subset:
+  """A random-access source restricted to `indices` (for the image validation hold-out)."""
+
+  def __init__(self, source, indices: List[int]):
+    self.source, self.indices = source, list(indices)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i: int):
+    return self.source[self.indices[int(i)]]
+
+
+class RunData:
+  """The data of one run: classes, and loaders for 'train' (infinite) and 'val' / 'test' (one pass).
+
+  Attributes:
+    num_classes: K.
+    classes: class names.
+    has_val: whether a validation subset exists.
+    location: the store (video) or dataset root (image), for the record.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path, log=print):
+    self.config = config
+    c = config.data
+    if config.model.stream == "image":
+      from attn_har.data import images
+      from attn_har.registry import lookup
+      spec = lookup(images.IMAGE_DATASETS, c.dataset, "image dataset")
+      root = c.root or None
+      tfds_dir = c.tfds_dir or None
+      if root is None and tfds_dir is None:
+        default = cache_root() / "datasets" / c.dataset
+        if default.is_dir():
+          root = str(default)
+      self._src = {s: images.image_source(c.dataset, s, root=root, data_dir=tfds_dir) for s in ("train", "test")}
+      self._root, self._tfds = root, tfds_dir
+      n = len(self._src["train"])
+      val = [i for i in range(n) if _val_of(f"{c.dataset}/{i}", c.val_fraction)]
+      val_set = set(val)
+      self._idx = {"train": [i for i in range(n) if i not in val_set], "val": val}
+      self.num_classes = spec.num_classes
+      folder_classes = getattr(self._src["train"], "classes", None)
+      self.classes = list(folder_classes) if folder_classes else [str(i) for i in range(spec.num_classes)]
+      if folder_classes:
+        self.num_classes = len(folder_classes)
+      self.has_val = bool(val)
+      self.location = root or tfds_dir
+      self.store = None
+    else:
+      from attn_har.data.store import ClipStore
+      store = prepare_store(config, log=log)
+      self.store = split_store(store, c.split, c.val_fraction, workdir)
+      self.classes = list(ClipStore(self.store).classes)
+      self.num_classes = len(self.classes)
+      self.has_val = has_subset(self.store, c.split, "val")
+      self.location = str(self.store)
+
+  def _image_loader(self, subset: str, train: bool, batch_size: int, sharding: Any, seed: Optional[int] = None):
+    from attn_har.data.images import make_image_loader
+    c = self.config.data
+    source = _Subset(self._src["train"], self._idx[subset]) if subset in ("train", "val") else self._src["test"]
+    return make_image_loader(c.dataset, subset="train" if subset == "val" else subset, batch_size=batch_size,
+                             image_size=c.image_size, train=train,
+                             seed=self.config.seed if seed is None else seed,
+                             num_epochs=None if train else 1, workers=c.workers, sharding=sharding,
+                             source=source, prefetch=2 if train else 1)
+
+  def train(self, sharding: Any = None, shard_options: Any = None, batch_size: Optional[int] = None,
+            seed: Optional[int] = None):
+    """The infinite, shuffled, augmented training iterator (checkpointable); `seed` defaults to config.seed."""
+    bs = batch_size or self.config.train.batch_size
+    if self.store is None:
+      return self._image_loader("train", True, bs, sharding, seed)
+    return train_loader(self.config, self.store, sharding, shard_options, bs, seed)
+
+  def eval(self, subset: str, sharding: Any = None, shard_options: Any = None, batch_size: Optional[int] = None):
+    """One pass over 'train', 'val' or 'test' without augmentation ('valid' marks padding rows)."""
+    bs = batch_size or self.config.eval.batch_size
+    if self.store is None:
+      return self._image_loader(subset, False, bs, sharding)
+    return eval_loader(self.config, self.store, subset, sharding, shard_options, bs)

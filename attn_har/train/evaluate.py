@@ -1,0 +1,120 @@
+"""Evaluation: clip- and video-level top-1/top-5, per-class accuracy and the confusion matrix.
+
+An evaluation loader yields every clip of a subset `views` times (temporal views x spatial crops), padded to
+whole batches ('valid' = 0 on padding) with 'index' naming the video. Clip level scores each view alone; video
+level averages the softmax scores of a video's views (Simonyan & Zisserman; the thesis's "video-level accuracy,
+mean over frames"). Per-class accuracy and the confusion matrix (rows = true class, columns = predicted) are at
+video level. For two-stream models the same numbers are computed for each stream alone.
+"""
+
+from typing import Any, Callable, Dict, Iterable
+
+import jax
+import numpy as np
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+  z = x - x.max(-1, keepdims=True)
+  e = np.exp(z)
+  return e / e.sum(-1, keepdims=True)
+
+
+def _topk(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+  if len(labels) == 0:
+    return float("nan")
+  k = min(k, scores.shape[-1])
+  label_score = np.take_along_axis(scores, labels[:, None], -1)
+  rank = (scores > label_score).sum(-1)
+  return float(np.mean(rank < k))
+
+
+def score_metrics(logits: np.ndarray, labels: np.ndarray, index: np.ndarray, num_classes: int) -> Dict[str, Any]:
+  """Metrics of clip-level logits [N, K] with labels [N] and video indices [N].
+
+  Returns:
+    {'clip': {'top1', 'top5', 'loss', 'count'}, 'video': {'top1', 'top5', 'count'},
+     'per_class': [K] video-level accuracy (NaN for classes absent), 'confusion': [K, K] int counts}.
+  """
+  logits = np.asarray(logits, np.float64)
+  labels = np.asarray(labels, np.int64)
+  probs = _softmax(logits)
+  nll = -np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-30)) if len(labels) else np.zeros(0)
+  videos, inverse = np.unique(index, return_inverse=True)
+  vprobs = np.zeros((len(videos), logits.shape[-1]))
+  np.add.at(vprobs, inverse, probs)
+  vprobs /= np.bincount(inverse, minlength=len(videos))[:, None]
+  vlabels = np.zeros(len(videos), np.int64)
+  vlabels[inverse] = labels
+  pred = vprobs.argmax(-1)
+  confusion = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(confusion, (vlabels, pred), 1)
+  totals = confusion.sum(1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    per_class = np.where(totals > 0, np.diag(confusion) / totals, np.nan)
+  return {
+      "clip": {"top1": _topk(logits, labels, 1), "top5": _topk(logits, labels, 5),
+               "loss": float(nll.mean()) if len(nll) else float("nan"), "count": int(len(labels))},
+      "video": {"top1": _topk(vprobs, vlabels, 1), "top5": _topk(vprobs, vlabels, 5), "count": int(len(videos))},
+      "per_class": per_class.tolist(),
+      "confusion": confusion.tolist(),
+  }
+
+
+def collect(eval_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]]) -> Dict[str, np.ndarray]:
+  """Runs `eval_fn(variables, batch)` over the batches; returns the valid rows' logits (per stream), labels, index."""
+  rows: Dict[str, list] = {"logits": [], "label": [], "index": []}
+  streams: Dict[str, list] = {}
+  for batch in batches:
+    out = jax.device_get(eval_fn(variables, batch))
+    b = jax.device_get({k: batch[k] for k in ("label", "index", "valid") if k in batch})
+    valid = np.asarray(b["valid"], bool) if "valid" in b else np.ones(len(b["label"]), bool)
+    rows["logits"].append(np.asarray(out["logits"])[valid])
+    rows["label"].append(np.asarray(b["label"])[valid])
+    rows["index"].append(np.asarray(b.get("index", np.arange(len(valid))))[valid])
+    for s, l in out.get("streams", {}).items():
+      streams.setdefault(s, []).append(np.asarray(l)[valid])
+  if not rows["label"]:
+    raise ValueError("the evaluation loader yielded no batches")
+  result = {k: np.concatenate(v) for k, v in rows.items()}
+  result["streams"] = {s: np.concatenate(v) for s, v in streams.items()}
+  return result
+
+
+def evaluate(eval_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]], num_classes: int
+             ) -> Dict[str, Any]:
+  """Full evaluation: `score_metrics` of the fused output plus {'streams': {name: score_metrics}}."""
+  c = collect(eval_fn, variables, batches)
+  result = score_metrics(c["logits"], c["label"], c["index"], num_classes)
+  result["streams"] = {s: score_metrics(l, c["label"], c["index"], num_classes) for s, l in c["streams"].items()}
+  return result
+
+
+def collect_features(feature_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]]
+                     ) -> Dict[str, np.ndarray]:
+  """Video-level features (mean over a video's views) and labels: {'features': [V, D], 'label': [V]}."""
+  feats, labels, index = [], [], []
+  for batch in batches:
+    f = np.asarray(jax.device_get(feature_fn(variables, batch)))
+    b = jax.device_get({k: batch[k] for k in ("label", "index", "valid") if k in batch})
+    valid = np.asarray(b["valid"], bool) if "valid" in b else np.ones(len(b["label"]), bool)
+    feats.append(f[valid])
+    labels.append(np.asarray(b["label"])[valid])
+    index.append(np.asarray(b.get("index", np.arange(len(valid))))[valid])
+  feats, labels, index = np.concatenate(feats), np.concatenate(labels), np.concatenate(index)
+  videos, inverse = np.unique(index, return_inverse=True)
+  out = np.zeros((len(videos), feats.shape[-1]))
+  np.add.at(out, inverse, feats)
+  out /= np.bincount(inverse, minlength=len(videos))[:, None]
+  vlabels = np.zeros(len(videos), np.int64)
+  vlabels[inverse] = labels
+  return {"features": out.astype(np.float32), "label": vlabels}
+
+
+def summary(result: Dict[str, Any]) -> Dict[str, float]:
+  """Flat scalars for metric logging: loss, top1/top5 (video level), clip_top1/clip_top5, <stream>_top1."""
+  out = {"loss": result["clip"]["loss"], "top1": result["video"]["top1"], "top5": result["video"]["top5"],
+         "clip_top1": result["clip"]["top1"], "clip_top5": result["clip"]["top5"]}
+  for s, r in result.get("streams", {}).items():
+    out[f"{s}_top1"] = r["video"]["top1"]
+    out[f"{s}_clip_top1"] = r["clip"]["top1"]
+  return out

@@ -1,0 +1,59 @@
+"""Data parallelism with `jax.sharding`: a 1-D mesh over all devices, batches sharded on 'data', state replicated.
+
+Multi-host runs call `init_distributed` (only when `config.distributed.enabled`), each host loads its own
+1/num_processes of the global batch (Grain `ShardByJaxProcess`) and `shard_batch` assembles the global arrays.
+"""
+
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def init_distributed(c: ml_collections.ConfigDict) -> None:
+  """`jax.distributed.initialize` from `config.distributed` when enabled; a no-op otherwise."""
+  if not c.enabled:
+    return
+  kwargs = {}
+  if c.coordinator_address:
+    kwargs = dict(coordinator_address=c.coordinator_address, num_processes=c.num_processes,
+                  process_id=c.process_id)
+  jax.distributed.initialize(**kwargs)
+
+
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D mesh over `devices` (default: every device of every process), axis 'data'."""
+  return Mesh(np.asarray(jax.devices() if devices is None else devices), (DATA_AXIS,))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) axis split over 'data'."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """Fully replicated (model state, scalars)."""
+  return NamedSharding(mesh, P())
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, what: str = "train.batch_size") -> None:
+  """The global batch must split evenly over the devices."""
+  n = mesh.devices.size
+  if batch_size % n:
+    raise ValueError(f"{what}={batch_size} is not divisible by the {n} devices of the mesh")
+
+
+def local_batch_size(batch_size: int) -> int:
+  """This process's share of the global batch."""
+  return batch_size // jax.process_count()
+
+
+def shard_batch(batch: Any, sharding: NamedSharding) -> Any:
+  """Places a (per-process) numpy batch as global arrays sharded on 'data'."""
+  if jax.process_count() == 1:
+    return jax.device_put(batch, sharding)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)

@@ -1,0 +1,101 @@
+"""Pure training and evaluation steps over a generic model and batch.
+
+State is a dict {'params', 'batch_stats', 'opt_state', 'step'}; `make_train_step` returns
+`train_step(state, batch, rng) -> (state, metrics)` (jit it with the state donated) where the dropout key of step
+t is `fold_in(rng, t)`, so a resumed run replays exactly. Models return logits [B, K] or {'logits': fused,
+'streams': {name: [B, K]}}; with streams the loss is CE(fused) + stream_loss_weight * mean_s CE(stream s).
+"""
+
+from typing import Any, Callable, Dict, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+State = Dict[str, Any]
+
+
+def as_outputs(out: Any) -> Dict[str, Any]:
+  """Normalises a model output to {'logits': [B, K], 'streams': {...}}."""
+  if isinstance(out, dict):
+    return {"logits": out["logits"], "streams": dict(out.get("streams", {}))}
+  return {"logits": out, "streams": {}}
+
+
+def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: float = 0.0) -> jnp.ndarray:
+  """Per-example softmax cross-entropy [B] (float32) with optional label smoothing."""
+  k = logits.shape[-1]
+  onehot = jax.nn.one_hot(labels, k, dtype=jnp.float32)
+  if smoothing > 0:
+    onehot = onehot * (1.0 - smoothing) + smoothing / k
+  return optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot)
+
+
+def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:
+  """[B] float32: 1 where the label is among the top-k scores (k capped at K; ties count against)."""
+  k = min(k, logits.shape[-1])
+  label_score = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  rank = jnp.sum(logits > label_score, axis=-1)
+  return (rank < k).astype(jnp.float32)
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array, inputs: Any) -> State:
+  """Initial state from a sample input (parameters from `rng`, dropout key derived from it)."""
+  p_rng, d_rng = jax.random.split(rng)
+  variables = model.init({"params": p_rng, "dropout": d_rng}, inputs, False)
+  params = variables["params"]
+  return {"params": params, "batch_stats": variables.get("batch_stats", {}), "opt_state": tx.init(params),
+          "step": jnp.zeros((), jnp.int32)}
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, input_fn: Callable[[Dict], Any], *,
+                    stream_loss_weight: float = 1.0, label_smoothing: float = 0.0):
+  """Returns the pure `train_step(state, batch, rng) -> (new_state, metrics)`."""
+
+  def train_step(state: State, batch: Dict[str, jnp.ndarray], rng: jax.Array) -> Tuple[State, Dict]:
+    step_rng = jax.random.fold_in(rng, state["step"])
+    labels = batch["label"]
+    has_bn = bool(jax.tree.leaves(state["batch_stats"]))
+
+    def loss_fn(params):
+      if has_bn:
+        out, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, input_fn(batch), True,
+                                   rngs={"dropout": step_rng}, mutable=["batch_stats"])
+      else:
+        out, updates = model.apply({"params": params}, input_fn(batch), True, rngs={"dropout": step_rng}), {}
+      out = as_outputs(out)
+      fused = jnp.mean(cross_entropy(out["logits"], labels, label_smoothing))
+      stream_losses = {s: jnp.mean(cross_entropy(l, labels, label_smoothing)) for s, l in out["streams"].items()}
+      loss = fused
+      if stream_losses and stream_loss_weight:
+        loss = loss + stream_loss_weight * sum(stream_losses.values()) / len(stream_losses)
+      return loss, (out, stream_losses, updates.get("batch_stats", state["batch_stats"]))
+
+    (loss, (out, stream_losses, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    metrics = {"loss": loss, "top1": jnp.mean(topk_correct(out["logits"], labels, 1)),
+               "top5": jnp.mean(topk_correct(out["logits"], labels, 5)),
+               "grad_norm": optax.global_norm(grads)}
+    for s, l in stream_losses.items():
+      metrics[f"{s}_loss"] = l
+      metrics[f"{s}_top1"] = jnp.mean(topk_correct(out["streams"][s], labels, 1))
+    new_state = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state, "step": state["step"] + 1}
+    return new_state, metrics
+
+  return train_step
+
+
+def make_eval_step(model: nn.Module, input_fn: Callable[[Dict], Any], method: str | None = None):
+  """Returns the pure `eval_step(variables, batch) -> outputs` ({'logits', 'streams'}, or features [B, D])."""
+
+  def eval_step(variables: Dict[str, Any], batch: Dict[str, jnp.ndarray]):
+    v = {k: val for k, val in variables.items() if k in ("params", "batch_stats") and jax.tree.leaves(val)}
+    if method is not None:
+      return model.apply(v, input_fn(batch), False, method=method).astype(jnp.float32)
+    out = as_outputs(model.apply(v, input_fn(batch), False))
+    return {"logits": out["logits"].astype(jnp.float32),
+            "streams": {s: l.astype(jnp.float32) for s, l in out["streams"].items()}}
+
+  return eval_step

@@ -1,0 +1,217 @@
+"""`train_and_evaluate(config, workdir)`: the one linear training run.
+
+  1. data: find or build the store, hold out validation, fill `model.num_classes`, write `<workdir>/config.json`
+  2. model, optimiser, jit-compiled pure steps; mesh over all devices (batch sharded on 'data')
+  3. start-up: resume `<workdir>` if it has a checkpoint, else init from `config.init_from`, else scratch
+  4. loop: step t uses dropout key fold_in(rng, t); metrics every `log_every`; every `checkpoint_every` (and at
+     the end) recalibrate BatchNorm statistics (optional, `bn_calibration`), validate and checkpoint state + data
+     iterator; a non-finite loss stops the run (no checkpoint of
+     the bad state is written, so the last good one stays)
+  5. test with the best-by-validation state: clip/video top-1/5, per-class accuracy, confusion matrix, per-stream
+     numbers for two-stream models, the post-hoc SVM fusion when configured; `<workdir>/results.json`
+"""
+
+import json
+import math
+import pathlib
+import time
+from typing import Any, Dict
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from attn_har.config.loader import config_to_json
+from attn_har.train import bn_calibration, build, checkpointing, data, evaluate, metrics_log, progress, sharding, steps
+from attn_har.train.optim import make_optimizer
+from attn_har.train.schedule import make_schedule
+
+
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The training loss became NaN or infinite."""
+
+
+def _log(text: str) -> None:
+  if jax.process_index() == 0:
+    print(text, flush=True)
+
+
+def sample_inputs(config: ml_collections.ConfigDict, batch: int = 1) -> Any:
+  """Zero inputs of the model's input shapes (for initialisation)."""
+  c, s = config.data, config.data.image_size
+  shapes = {"image": lambda: (batch, s, s, 3), "rgb": lambda: (batch, c.num_frames, s, s, 3),
+            "flow": lambda: (batch, c.num_frames, s, s, 2 * c.flow_length)}
+  arrays = {k: jnp.zeros(shapes[k](), jnp.float32) for k in build.input_keys(config)}
+  return build.model_inputs(arrays, config)
+
+
+def _init_sources(config: ml_collections.ConfigDict):
+  f = config.init_from
+  sources = []
+  if f.workdir:
+    sources.append((f.workdir, f.which, ()))
+  if f.rgb_workdir:
+    sources.append((f.rgb_workdir, f.which, ("rgb",)))
+  if f.flow_workdir:
+    sources.append((f.flow_workdir, f.which, ("flow",)))
+  if (f.rgb_workdir or f.flow_workdir) and config.model.stream != "two_stream":
+    raise ValueError("init_from.rgb_workdir / flow_workdir need model.stream='two_stream'")
+  return sources
+
+
+def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
+  """Drops metric rows logged after `step` by an interrupted run, so a resumed run does not duplicate them."""
+  path = workdir / "metrics.jsonl"
+  if jax.process_index() != 0 or not path.is_file():
+    return
+  rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+  path.write_text("".join(r + "\n" for r in rows))
+
+
+def _svm_results(config, model, variables, run_data, in_fn) -> Dict[str, Any]:
+  """Linear SVM on pooled two-stream features, fitted on TRAIN videos only, scored on test."""
+  from attn_har.video.fusion import fit_linear_svm, svm_scores
+  feature_step = jax.jit(steps.make_eval_step(model, in_fn, method="features"))
+  train = evaluate.collect_features(feature_step, variables, run_data.eval("train"))
+  test = evaluate.collect_features(feature_step, variables, run_data.eval("test"))
+  svm = fit_linear_svm(train["features"], train["label"], config.model.num_classes, c=config.model.svm.c,
+                       steps=config.model.svm.steps)
+  scores = svm_scores(svm, test["features"])
+  r = evaluate.score_metrics(scores, test["label"], np.arange(len(test["label"])), config.model.num_classes)
+  return {"top1": r["video"]["top1"], "top5": r["video"]["top5"], "train_videos": int(len(train["label"]))}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, Any]:
+  """Trains, validates, checkpoints and tests `config` in `workdir`; returns the results dict."""
+  t0 = time.time()
+  workdir = pathlib.Path(workdir).absolute()
+  workdir.mkdir(parents=True, exist_ok=True)
+  sharding.init_distributed(config.distributed)
+
+  # 1. Data.
+  run_data = data.RunData(config, workdir, log=_log)
+  k = run_data.num_classes
+  if config.model.num_classes and config.model.num_classes != k:
+    raise ValueError(f"model.num_classes={config.model.num_classes} but {run_data.location} has {k} classes")
+  config.model.num_classes = k
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config_to_json(config))
+  has_val = run_data.has_val
+
+  # 2. Model, optimiser, steps, devices.
+  mesh = sharding.make_mesh()
+  sharding.check_batch_size(config.train.batch_size, mesh)
+  sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+  batch_sharding, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
+  model = build.build_model(config)
+  schedule = make_schedule(config.optim, config.train.num_steps)
+  tx = make_optimizer(config.optim, schedule)
+  init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+  # Initialisation runs once: compile it without XLA's backend optimisations (much faster to compile on CPU).
+  init = jax.jit(lambda r: steps.init_state(model, tx, r, sample_inputs(config)), out_shardings=repl)
+  state = init.lower(init_rng).compile(FAST_COMPILE)(init_rng)
+  in_fn = lambda b: build.model_inputs(b, config)
+  train_step = jax.jit(steps.make_train_step(model, tx, in_fn, stream_loss_weight=config.train.stream_loss_weight,
+                                             label_smoothing=config.train.label_smoothing),
+                       donate_argnums=0, out_shardings=(repl, repl))
+  eval_step = jax.jit(steps.make_eval_step(model, in_fn))
+  shard_options = None
+  if jax.process_count() > 1:
+    import grain
+    shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
+  put = batch_sharding if jax.process_count() == 1 else None
+  train_it = run_data.train(put, shard_options, sharding.local_batch_size(config.train.batch_size))
+
+  def run_eval(variables, subset):
+    return evaluate.evaluate(eval_step, variables, run_data.eval(subset, put, shard_options), k)
+
+  # 3. Start-up: resume this workdir, else init from another checkpoint, else scratch.
+  manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints, track_best=has_val)
+  writer = metrics_log.MetricWriter(workdir)
+  start = 0
+  if manager.latest_step() is not None:
+    state, start = checkpointing.resume(manager, state, train_it)
+    _truncate_metrics(workdir, start)
+    _log(f"resumed {workdir} at step {start}")
+  elif _init_sources(config):
+    state, report = checkpointing.init_from(jax.device_get(state), _init_sources(config))
+    state = jax.device_put(state, repl)
+    for line in report:
+      _log(line)
+  else:
+    _log(f"training from scratch (seed {config.seed}) into {workdir}")
+
+  # 4. Training loop.
+  bar = progress.Progress(config.train.num_steps, start, config.train.progress and jax.process_index() == 0)
+  t_loop, steps_run = time.time(), 0
+  for step in range(start, config.train.num_steps):
+    batch = next(train_it) if jax.process_count() == 1 else sharding.shard_batch(next(train_it), batch_sharding)
+    state, metrics = train_step(state, batch, train_rng)
+    m = jax.device_get(metrics)
+    steps_run += 1
+    if not math.isfinite(float(m["loss"])):
+      bar.close()
+      last = manager.latest_step()
+      raise NonFiniteLossError(
+          f"non-finite training loss {float(m['loss'])} at step {step + 1}; stopped without saving this state. "
+          f"Last good checkpoint: {'step ' + str(last) if last is not None else 'none'} in {manager.directory}")
+    done = step + 1
+    bar.update(1, {"loss": float(m["loss"]), "top1": float(m["top1"])})
+    if done % config.train.log_every == 0 or done == config.train.num_steps:
+      m["lr"] = schedule(step)
+      m["steps_per_s"] = steps_run / max(time.time() - t_loop, 1e-9)
+      writer.write(done, "train", m)
+    if done % config.train.checkpoint_every == 0 or done == config.train.num_steps:
+      if config.train.bn_recalibration_batches:
+        calib = run_data.train(put, shard_options, sharding.local_batch_size(config.train.batch_size),
+                               seed=config.seed + 1)
+        state = bn_calibration.recalibrate(
+            train_step, state, (next(calib) for _ in range(config.train.bn_recalibration_batches)), train_rng)
+      ckpt_metrics = None
+      if has_val:
+        v = run_eval(state, "val")
+        ckpt_metrics = {"val_top1": v["video"]["top1"], "val_loss": v["clip"]["loss"]}
+        writer.write(done, "val", evaluate.summary(v))
+        bar.write(f"step {done}: val top1 {v['video']['top1']:.3f} (clip {v['clip']['top1']:.3f})")
+      checkpointing.save(manager, done, state, train_it, ckpt_metrics)
+  bar.close()
+  train_seconds = time.time() - t_loop
+
+  # 5. Test with the best-by-validation checkpoint.
+  best = manager.best_step() if has_val else manager.latest_step()
+  best = best if best is not None else manager.latest_step()
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  state = manager.restore(best, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+  test = run_eval(state, "test")
+  writer.write(int(best), "test", evaluate.summary(test))
+  results = {
+      "config": config.name, "workdir": str(workdir), "data": run_data.location, "best_step": int(best),
+      "num_steps": config.train.num_steps,
+      "test": {"top1": test["video"]["top1"], "top5": test["video"]["top5"], "clip_top1": test["clip"]["top1"],
+               "clip_top5": test["clip"]["top5"], "loss": test["clip"]["loss"], "videos": test["video"]["count"]},
+      "test_per_class": test["per_class"], "test_confusion": test["confusion"],
+      "classes": run_data.classes,
+      "train_seconds_this_run": train_seconds, "wall_seconds_this_run": None,
+  }
+  if test["streams"]:
+    results["test_streams"] = {s: {"top1": r["video"]["top1"], "top5": r["video"]["top5"],
+                                   "clip_top1": r["clip"]["top1"]} for s, r in test["streams"].items()}
+    results["test_streams"]["fused"] = {"top1": test["video"]["top1"], "top5": test["video"]["top5"],
+                                        "clip_top1": test["clip"]["top1"]}
+  if config.model.stream == "two_stream" and config.model.fusion == "svm":
+    results["test_svm"] = _svm_results(config, model, state, run_data, in_fn)
+    results["test_average"] = dict(results["test"])
+    results["test"].update(top1=results["test_svm"]["top1"], top5=results["test_svm"]["top5"])
+  results["wall_seconds_this_run"] = time.time() - t0
+  if jax.process_index() == 0:
+    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+  writer.close()
+  manager.close()
+  _log(f"test top1 {results['test']['top1']:.4f} top5 {results['test']['top5']:.4f} "
+       f"(best step {best}); results in {workdir / 'results.json'}")
+  return results

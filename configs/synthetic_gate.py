@@ -1,0 +1,17 @@
+"""Two-stream MobileNetV2, attention-gated heads, on the built-in synthetic action set (thesis §4.3, §5.5).
+
+Data: generated and pre-processed (DIS flow) into the cache on first use; only motion separates
+the classes, so the RGB stream stays near chance and the flow stream carries the result.
+Run:      python launch.py --config=configs/synthetic_gate.py --workdir=runs/synthetic_gate
+Smoke:    python launch.py --config=configs/synthetic_gate.py:smoke --workdir=/tmp/synthetic_gate
+Args:     smoke, split=N, stream=rgb|flow|two_stream, temporal=, fusion=, backbone=, store=, steps=, ...
+          (see attn_har/config/video.py)
+Expected: not yet measured.
+Runtime:  not yet measured (hardware: -).
+"""
+
+from attn_har.config.video import video_config
+
+
+def get_config(arg=None):
+  return video_config("synthetic", "gate", arg)

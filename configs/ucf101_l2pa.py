@@ -1,0 +1,17 @@
+"""Two-stream MobileNetV2, Learn-to-Pay-Attention (L2PA), on UCF101 (thesis §4.3, §5.5).
+
+Data: a pre-processed UCF101 clip store (store=DIR). Without one the run stops and prints the
+raw-data layout and the `python -m attn_har.data.preprocess` command; nothing is downloaded.
+Run:      python launch.py --config=configs/ucf101_l2pa.py:store=STORE --workdir=runs/ucf101_l2pa
+Smoke:    python launch.py --config=configs/ucf101_l2pa.py:smoke,store=STORE --workdir=/tmp/ucf101_l2pa
+Args:     smoke, split=N, stream=rgb|flow|two_stream, temporal=, fusion=, backbone=, store=, steps=, ...
+          (see attn_har/config/video.py)
+Expected: not yet measured.
+Runtime:  not yet measured (hardware: -).
+"""
+
+from attn_har.config.video import video_config
+
+
+def get_config(arg=None):
+  return video_config("ucf101", "l2pa", arg)

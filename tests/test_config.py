@@ -1,0 +1,86 @@
+"""Config system: every config file loads, locks and validates; arguments parse; typos fail before any work."""
+
+import pathlib
+
+import ml_collections
+import pytest
+
+from attn_har.config import args as args_lib
+from attn_har.config.loader import config_from_json, config_to_json, load_config, split_spec
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for p in (REPO / "configs").glob("[!_]*.py"))
+ATTENTIONS = ("baseline", "l2pa", "gate", "gate_grid", "residual", "cbam")
+
+
+def test_every_dataset_attention_pair_has_a_config():
+  names = {p.stem for p in CONFIGS}
+  expected = {f"{d}_{a}" for d in ("ucf101", "hmdb51", "cifar100", "imagenette", "synthetic") for a in ATTENTIONS}
+  assert expected <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_loads_locked_and_documented(path):
+  for arg in (None, "smoke"):
+    c = load_config(f"{path}:{arg}" if arg else str(path))
+    assert c.is_locked
+    with pytest.raises(AttributeError):
+      _ = c.train.num_stpes  # a misspelt key fails
+    with pytest.raises((KeyError, AttributeError)):
+      c.train.num_stpes = 3
+  doc = path.read_text().split('"""')[1]
+  for word in ("Run:", "Expected:", "Runtime:"):
+    assert word in doc, f"{path.name} docstring lacks {word}"
+  attention = path.stem.split("_", 1)[1]
+  assert c.model.attention == ("none" if attention == "baseline" else attention)
+
+
+def test_smoke_and_arguments_apply():
+  c = load_config("configs/ucf101_cbam.py:smoke,split=2,stream=rgb,backbone=resnet50_v2,steps=7,lr=0.05")
+  assert (c.data.split, c.model.stream, c.model.backbone) == ("2", "rgb", "resnet50_v2")
+  assert c.train.num_steps == 7 and isinstance(c.train.num_steps, int)
+  assert c.optim.lr == 0.05 and c.train.batch_size == 2
+  c = load_config("configs/synthetic_cbam.py:model.fusion_weights=1+3,train.progress=false")
+  assert c.model.fusion_weights == (1.0, 3.0) and c.train.progress is False
+  c = load_config("configs/synthetic_cbam.py:model.backbone_kwargs.depthwise_impl=grouped")
+  assert c.model.backbone_kwargs.depthwise_impl == "grouped"
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("backbone=resnet51_v2", "resnet50_v2"),          # unknown registry name lists the valid ones
+    ("attention=cbma", "cbam"),
+    ("fusion=max", "average"),
+    ("temporal=gru", "lstm"),
+    ("stream=depth", "two_stream"),
+    ("model.dtype=float16", "bfloat16"),
+    ("optim.schedule=step", "inverse_time"),
+    ("train.num_stpes=3", "num_steps"),                # misspelt dotted key lists the valid keys
+    ("stepz=3", "steps"),                               # unknown shorthand lists the shorthands
+    ("smok", "smoke"),                                  # unknown flag
+])
+def test_bad_names_fail_naming_choices(arg, match):
+  with pytest.raises(KeyError, match=match):
+    load_config(f"configs/synthetic_cbam.py:{arg}")
+
+
+def test_bad_values_fail():
+  with pytest.raises(ValueError, match="train.num_steps"):
+    load_config("configs/synthetic_cbam.py:train.num_steps=ten")
+  with pytest.raises(ValueError, match="batch_size"):
+    load_config("configs/synthetic_cbam.py:batch=0")
+  with pytest.raises(FileNotFoundError, match="synthetic_cbam.py"):
+    load_config("configs/no_such.py:smoke")
+
+
+def test_split_spec_and_parse_arg():
+  path, arg = split_spec("configs/ucf101_cbam.py:smoke,split=2")
+  assert path.name == "ucf101_cbam.py" and arg == "smoke,split=2"
+  assert split_spec("configs/ucf101_cbam.py")[1] is None
+  assert args_lib.parse_arg("smoke, split=2 ,a.b=x=y") == ({"smoke"}, {"split": "2", "a.b": "x=y"})
+
+
+def test_json_round_trip_is_exact():
+  c = load_config("configs/hmdb51_gate.py:smoke,fusion=weighted")
+  again = config_from_json(config_to_json(c))
+  assert again.to_dict() == c.to_dict()
+  assert again.is_locked and isinstance(again, ml_collections.ConfigDict)

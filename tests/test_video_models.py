@@ -1,0 +1,163 @@
+"""Video models over a tiny per-frame module: lifting, temporal models, two-stream fusion, the linear SVM."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from attn_har.video.fusion import FUSIONS, fit_linear_svm, make_fusion, svm_scores
+from attn_har.video.lifted import LIFT_AXIS, lift
+from attn_har.video.registry import VIDEO_MODELS
+from attn_har.video.two_stream import TwoStream
+
+K = 4
+
+
+class TinyFrame(nn.Module):
+  """Conv-BN-ReLU-GAP-Dense with a sown map; `features` shares the trunk."""
+  axis_name: str | None = None
+
+  def trunk(self, x, train):
+    x = nn.Conv(6, (3, 3), name="conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, axis_name=self.axis_name, name="bn")(x)
+    x = nn.relu(x)
+    self.sow("intermediates", "attention", jax.nn.sigmoid(x.mean(-1)))
+    return x.mean((1, 2))
+
+  @nn.compact
+  def __call__(self, x, train):
+    return nn.Dense(K, name="head")(self.trunk(x, train))
+
+  @nn.compact
+  def features(self, x, train):
+    return self.trunk(x, train)
+
+
+def _clip(seed, t=3, c=3, b=2):
+  return jax.random.normal(jax.random.key(seed), (b, t, 8, 8, c))
+
+
+class Lift(nn.Module):
+  frame: nn.Module
+  mode: str
+
+  def __call__(self, x, train):
+    return lift(self.frame, x, train, "__call__", self.mode)
+
+
+def test_vmap_and_fold_lifts_agree_and_share_2d_parameters():
+  x = _clip(0)
+  fold = Lift(TinyFrame(), "fold")
+  vm = Lift(TinyFrame(axis_name=LIFT_AXIS), "vmap")
+  v = fold.init(jax.random.key(1), x, False)
+  v_vm = vm.init(jax.random.key(1), x, False)
+  assert jax.tree.structure(v) == jax.tree.structure(v_vm)
+  frame_vars = TinyFrame().init(jax.random.key(1), x[:, 0], False)
+  assert jax.tree.map(jnp.shape, v["params"]["frame"]) == jax.tree.map(jnp.shape, frame_vars["params"])
+  # Same numbers in training mode (BatchNorm statistics over B*T) and equal running-stat updates.
+  y1, s1 = fold.apply(v, x, True, mutable=["batch_stats", "intermediates"])
+  y2, s2 = vm.apply(v, x, True, mutable=["batch_stats", "intermediates"])
+  np.testing.assert_allclose(y1, y2, atol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), s1["batch_stats"], s2["batch_stats"])
+  # Per-frame outputs equal the 2-D model applied frame by frame (inference mode).
+  y = fold.apply(v, x, False)
+  for t in range(x.shape[1]):
+    np.testing.assert_allclose(y[:, t], TinyFrame().apply({k: v[k]["frame"] for k in v}, x[:, t], False),
+                               atol=1e-5)
+  # Sown maps stack on the time axis under vmap.
+  maps = s2["intermediates"]["frame"]["attention"][0]
+  assert maps.shape == (2, 3, 8, 8) and float(maps.min()) >= 0 and float(maps.max()) <= 1
+
+
+def test_lift_rejects_bad_mode_and_rank():
+  with pytest.raises(ValueError, match="fold"):
+    Lift(TinyFrame(), "scan").init(jax.random.key(0), _clip(0), False)
+  with pytest.raises(ValueError, match="B, T"):
+    Lift(TinyFrame(), "fold").init(jax.random.key(0), jnp.zeros((2, 3)), False)
+
+
+def _stream(name, mode="fold"):
+  cls = VIDEO_MODELS[name]
+  if name == "average":
+    return cls(frame=TinyFrame(), lift_mode=mode)
+  if name == "lstm":
+    return cls(frame=TinyFrame(), num_classes=K, hidden=5, num_layers=1, dropout_rate=0.5, lift_mode=mode)
+  return cls(frame=TinyFrame(), num_classes=K, hidden=7, dropout_rate=0.5, lift_mode=mode)
+
+
+@pytest.mark.parametrize("name", sorted(VIDEO_MODELS))
+def test_video_models_shapes_jit_and_dropout(name):
+  m = _stream(name)
+  x = _clip(2, t=4)
+  v = m.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, False)
+  y = jax.jit(lambda v, x: m.apply(v, x, False))(v, x)
+  assert y.shape == (2, K) and y.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(y)))
+  f = m.apply(v, x, False, method="features")
+  assert f.ndim == 2 and f.shape[0] == 2
+  # Clips with permuted frames: the frame average is order-free, the LSTM is not.
+  xp = x[:, ::-1]
+  yp = m.apply(v, xp, False)
+  if name in ("average", "attention_pool"):
+    np.testing.assert_allclose(y, yp, atol=1e-5)
+  else:
+    assert not np.allclose(y, yp, atol=1e-5)
+  if name == "average":
+    per_frame = Lift(TinyFrame(), "fold").apply({k: {"frame": v[k]["frame"]} for k in v}, x, False)
+    np.testing.assert_allclose(y, per_frame.mean(1), atol=1e-5)
+  if name == "attention_pool":   # the temporal weights are a distribution over the frames
+    _, inter = m.apply(v, x, False, mutable=["intermediates"])
+    a = inter["intermediates"]["temporal_attention"][0]
+    assert a.shape == (2, 4)
+    np.testing.assert_allclose(a.sum(1), 1.0, atol=1e-6)
+    assert float(a.min()) > 0
+
+
+def _two_stream(fusion, weights=(1.0, 2.0)):
+  return TwoStream(rgb=_stream("average"), flow=_stream("average"), num_classes=K, fusion_method=fusion,
+                   fusion_weights=weights)
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_two_stream_fusions(fusion):
+  m = _two_stream(fusion)
+  inputs = {"rgb": _clip(4), "flow": _clip(5, c=4)}
+  v = m.init(jax.random.key(0), inputs, False)
+  assert {"rgb", "flow"} <= set(v["params"])
+  out = m.apply(v, inputs, False)
+  p = jax.nn.softmax(out["logits"])
+  np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
+  pr, pf = jax.nn.softmax(out["streams"]["rgb"]), jax.nn.softmax(out["streams"]["flow"])
+  if fusion in ("average", "svm"):
+    np.testing.assert_allclose(p, (pr + pf) / 2, atol=1e-5)
+  elif fusion == "weighted":
+    np.testing.assert_allclose(p, (pr + 2 * pf) / 3, atol=1e-5)
+  else:
+    assert set(v["params"]["fusion"]) == {"dense"}
+    # Initialised to average log-probabilities: same ranking as the mean of the log-softmax scores.
+    mean_logp = (jax.nn.log_softmax(out["streams"]["rgb"]) + jax.nn.log_softmax(out["streams"]["flow"])) / 2
+    np.testing.assert_allclose(jax.nn.log_softmax(out["logits"]), jax.nn.log_softmax(mean_logp), atol=1e-5)
+  # The input dict is not mutated and a missing stream is named.
+  assert set(inputs) == {"rgb", "flow"}
+  with pytest.raises(KeyError, match="flow"):
+    m.apply(v, {"rgb": inputs["rgb"]}, False)
+
+
+def test_weighted_fusion_rejects_bad_weights():
+  with pytest.raises(ValueError, match="weights"):
+    _two_stream("weighted", (1.0, -1.0)).init(jax.random.key(0), {"rgb": _clip(0), "flow": _clip(1)}, False)
+  with pytest.raises(KeyError, match="average"):
+    make_fusion("max", K, (1, 1))
+
+
+def test_linear_svm_separates_and_is_fitted_on_given_data_only():
+  rng = np.random.default_rng(0)
+  centres = rng.normal(0, 4, (3, 6))
+  y = np.repeat(np.arange(3), 20)
+  x = centres[y] + rng.normal(0, 0.5, (60, 6))
+  svm = fit_linear_svm(x, y, 3, c=1.0, steps=50)
+  assert np.mean(svm_scores(svm, x).argmax(-1) == y) == 1.0
+  x_test = centres[y] + rng.normal(0, 0.5, (60, 6))
+  assert np.mean(svm_scores(svm, x_test).argmax(-1) == y) >= 0.95
+  with pytest.raises(ValueError, match="labels"):
+    fit_linear_svm(x, y + 1, 3)
