@@ -1,6 +1,9 @@
 """Decoding (every frame, RGB, errors that name the file) and frame sampling."""
 
+import subprocess
+
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -76,6 +79,27 @@ def test_generated_1080p_mp4_decodes(tmp_path):
   sampled, n = video.read_sampled_frames(path, lambda n: sampling.uniform_indices(n, 4), size=(240, 320))
   assert n == 10
   np.testing.assert_array_equal(sampled, small[[0, 2, 5, 7]])
+
+
+def test_generated_1080p_h264_decodes(tmp_path):
+  """A 1080p H.264 (libx264, yuv420p) MP4, encoded by the ffmpeg binary that imageio-ffmpeg ships."""
+  ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+  path = tmp_path / "clip1080_h264.mp4"
+  yy, xx = np.mgrid[0:1080, 0:1920]
+  frames = np.zeros((8, 1080, 1920, 3), np.uint8)
+  for t in range(len(frames)):
+    frames[t, ..., 0] = 200                       # strong red (RGB input)
+    frames[t, ..., 1] = (yy // 4) % 256
+    frames[t, ..., 2] = (xx + 40 * t) % 256
+  cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "1920x1080",
+         "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)]
+  subprocess.run(cmd, input=frames.tobytes(), check=True)
+  probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+  assert "h264" in probe and "1920x1080" in probe
+  decoded = video.read_frames(path)
+  assert decoded.shape == (8, 1080, 1920, 3)
+  assert abs(decoded[..., 0].mean() - 200) < 8    # channel order is RGB
+  assert np.abs(decoded[..., 2].astype(int) - frames[..., 2]).mean() < 12
 
 
 def _corrupt(src, dst):
