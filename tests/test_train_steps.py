@@ -168,3 +168,12 @@ def test_bn_recalibration_recovers_batch_statistics_exactly():
   expected = jax.tree.map(lambda a, b: (a + b) / 2, batch_stats_of(batch), batch_stats_of(batch2))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5), new["batch_stats"], expected)
   assert float(jnp.abs(new["batch_stats"]["BatchNorm_0"]["var"] - 1).max()) > 0.01   # moved from the init
+
+
+def test_collect_features_averages_views_per_video_and_drops_padding():
+  from attn_har.train import evaluate
+  batch = {"x": np.arange(5.0)[:, None] * np.ones((5, 2)), "label": np.array([1, 1, 0, 0, 0]),
+           "index": np.array([3, 3, 1, 1, 1]), "valid": np.array([1, 1, 1, 1, 0])}
+  out = evaluate.collect_features(lambda v, b: b["x"], None, [batch])
+  np.testing.assert_allclose(out["features"], [[2.5, 2.5], [0.5, 0.5]])  # video 1 (rows 2, 3), video 3 (rows 0, 1)
+  np.testing.assert_array_equal(out["label"], [0, 1])

@@ -28,6 +28,17 @@ def _topk(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
   return float(np.mean(rank < k))
 
 
+def _mean_per_video(values: np.ndarray, labels: np.ndarray, index: np.ndarray):
+  """Averages per-clip rows over the clips of each video: ([V, D] means, [V] labels), videos sorted by index."""
+  videos, inverse = np.unique(index, return_inverse=True)
+  means = np.zeros((len(videos), values.shape[-1]))
+  np.add.at(means, inverse, values)
+  means /= np.bincount(inverse, minlength=len(videos))[:, None]
+  vlabels = np.zeros(len(videos), np.int64)
+  vlabels[inverse] = labels
+  return means, vlabels
+
+
 def score_metrics(logits: np.ndarray, labels: np.ndarray, index: np.ndarray, num_classes: int) -> Dict[str, Any]:
   """Metrics of clip-level logits [N, K] with labels [N] and video indices [N].
 
@@ -39,12 +50,7 @@ def score_metrics(logits: np.ndarray, labels: np.ndarray, index: np.ndarray, num
   labels = np.asarray(labels, np.int64)
   probs = _softmax(logits)
   nll = -np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-30)) if len(labels) else np.zeros(0)
-  videos, inverse = np.unique(index, return_inverse=True)
-  vprobs = np.zeros((len(videos), logits.shape[-1]))
-  np.add.at(vprobs, inverse, probs)
-  vprobs /= np.bincount(inverse, minlength=len(videos))[:, None]
-  vlabels = np.zeros(len(videos), np.int64)
-  vlabels[inverse] = labels
+  vprobs, vlabels = _mean_per_video(probs, labels, index)
   pred = vprobs.argmax(-1)
   confusion = np.zeros((num_classes, num_classes), np.int64)
   np.add.at(confusion, (vlabels, pred), 1)
@@ -54,7 +60,7 @@ def score_metrics(logits: np.ndarray, labels: np.ndarray, index: np.ndarray, num
   return {
       "clip": {"top1": _topk(logits, labels, 1), "top5": _topk(logits, labels, 5),
                "loss": float(nll.mean()) if len(nll) else float("nan"), "count": int(len(labels))},
-      "video": {"top1": _topk(vprobs, vlabels, 1), "top5": _topk(vprobs, vlabels, 5), "count": int(len(videos))},
+      "video": {"top1": _topk(vprobs, vlabels, 1), "top5": _topk(vprobs, vlabels, 5), "count": int(len(vlabels))},
       "per_class": per_class.tolist(),
       "confusion": confusion.tolist(),
   }
@@ -101,12 +107,7 @@ def collect_features(feature_fn: Callable, variables: Any, batches: Iterable[Dic
     labels.append(np.asarray(b["label"])[valid])
     index.append(np.asarray(b.get("index", np.arange(len(valid))))[valid])
   feats, labels, index = np.concatenate(feats), np.concatenate(labels), np.concatenate(index)
-  videos, inverse = np.unique(index, return_inverse=True)
-  out = np.zeros((len(videos), feats.shape[-1]))
-  np.add.at(out, inverse, feats)
-  out /= np.bincount(inverse, minlength=len(videos))[:, None]
-  vlabels = np.zeros(len(videos), np.int64)
-  vlabels[inverse] = labels
+  out, vlabels = _mean_per_video(feats, labels, index)
   return {"features": out.astype(np.float32), "label": vlabels}
 
 
