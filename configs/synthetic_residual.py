@@ -1,6 +1,6 @@
 """Two-stream MobileNetV2, residual attention, on the built-in synthetic action set (thesis §4.3, §5.5).
 
-Data: generated and pre-processed (DIS flow) into the cache on first use; only motion separates
+Data: generated and pre-processed (Farnebäck flow, 9-pixel window) into the cache on first use; only motion separates
 the classes, so the RGB stream stays near chance and the flow stream carries the result.
 Run:      python launch.py --config=configs/synthetic_residual.py --workdir=runs/synthetic_residual
 Smoke:    python launch.py --config=configs/synthetic_residual.py:smoke --workdir=/tmp/synthetic_residual

@@ -50,7 +50,7 @@ def test_compute_pairs_reuses_one_solver_and_orders_pairs():
 
 
 def test_unknown_flow_method_lists_choices():
-  with pytest.raises(KeyError, match="'dis', 'farneback', 'tvl1'"):
+  with pytest.raises(KeyError, match="'dis', 'farneback', 'farneback_small', 'tvl1'"):
     flow.make_solver("raft")
 
 

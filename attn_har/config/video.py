@@ -98,6 +98,7 @@ def video_config(dataset: str, attention: str, arg: str | None) -> ml_collection
       flow_length=5,               # L: flow stacks have 2L channels
       stacking="consecutive",
       image_size=112,
+      crop_scale=(0.5, 1.0),       # training RandomCrop area range (fraction of the largest centred square)
       flip_prob=0.5,               # horizontal flips (negating u); 0 for data whose labels are directions
       workers=0,
       synthetic=dict(num_classes=10, clips_per_class=30, size=64, num_frames=16, seed=0),
@@ -106,14 +107,18 @@ def video_config(dataset: str, attention: str, arg: str | None) -> ml_collection
     # The demo run (`python launch.py`): a tiny two-stream MobileNetV2 (alpha 0.35) at 48x48 that trains in
     # minutes on a 2-core CPU. Only motion separates the synthetic classes, so the RGB stream stays near chance;
     # the fusion weights the flow stream 3:1 so that an uninformative RGB stream cannot flip its decisions.
-    # Evaluation averages 3 temporal views per video.
+    # Evaluation averages 5 temporal views per video.
     c.model.alpha = 0.35
     c.model.update(fusion="weighted", fusion_weights=(1.0, 3.0))
     # No flips: a mirrored 'move_left' clip is a 'move_right' clip (and cw <-> ccw).
-    c.data.update(num_frames=2, flow_length=5, image_size=48, flip_prob=0.0)
-    c.optim.update(lr=0.05, schedule="cosine", warmup_steps=30, grad_clip_norm=5.0)
-    c.train.update(batch_size=16, num_steps=600, log_every=20, checkpoint_every=150, bn_recalibration_batches=8)
-    c.eval.update(batch_size=20, clips_per_video=3)
+    # Farnebaeck with a small window sees the actor's rotation and scaling that DIS smooths away at 64x64; crops
+    # keep most of the frame so that train-time object sizes and flow magnitudes match the full-frame test views.
+    c.data.update(num_frames=2, flow_length=5, image_size=48, flip_prob=0.0, flow_method="farneback_small",
+                  crop_scale=(0.85, 1.0))
+    # Adam reaches in 400 steps what SGD with momentum reaches in 800 here (flow stream alone, measured).
+    c.optim.update(name="adamw", lr=0.002, schedule="cosine", warmup_steps=30, grad_clip_norm=5.0)
+    c.train.update(batch_size=16, num_steps=800, log_every=20, checkpoint_every=200, bn_recalibration_batches=8)
+    c.eval.update(batch_size=20, clips_per_video=5)
   if "smoke" in flags:
     # Mechanics, not learning: a small, clipped step keeps 2-clip batches (4-frame BatchNorm) finite.
     c.optim.update(lr=0.01, grad_clip_norm=1.0, skip_nonfinite_updates=True)

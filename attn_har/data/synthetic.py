@@ -42,7 +42,10 @@ MOTIONS = (
 )
 SPLIT_FRACTIONS = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 RADIUS = 0.17        # object radius at scale 1, as a fraction of the frame size
-SCALE_RANGE = (0.6, 1.25)  # start/end scale of grow (reversed for shrink)
+SCALE_RANGE = (0.5, 1.4)   # start/end scale of grow (reversed for shrink)
+ROTATION_SPEED = (12.0, 20.0)  # degrees per frame of rotate_cw / rotate_ccw
+# Bumped whenever the clips a (seed, index) pair produces change; part of the default store name.
+GENERATOR_VERSION = 2
 
 
 def _sprite(rng: np.random.Generator, radius: float):
@@ -67,8 +70,10 @@ def _sprite(rng: np.random.Generator, radius: float):
   pts = pts + half
   alpha = np.zeros((s, s), np.uint8)
   cv2.fillPoly(alpha, [np.round(pts * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-  rgb = np.empty((s, s, 3), np.uint8)
-  rgb[:] = rng.integers(30, 226, 3)
+  # Base colour plus smooth colour noise at a few-pixel scale: texture inside the polygon makes its rotation and
+  # scaling visible to optical flow (a flat interior only shows motion at the outline).
+  noise = cv2.resize(rng.uniform(-45, 45, (6, 6, 3)).astype(np.float32), (s, s), interpolation=cv2.INTER_CUBIC)
+  rgb = np.clip(rng.integers(30, 226, 3) + noise, 0, 255).astype(np.uint8)
   for _ in range(int(rng.integers(3, 7))):
     color = tuple(int(c) for c in rng.integers(0, 256, 3))
     if rng.random() < 0.5:
@@ -186,7 +191,7 @@ class SyntheticActions:
       dist = rng.uniform(0.3, 0.45) * size
       off = np.outer(tau * dist / (self.num_frames - 1), param)
     elif kind == "rotate":
-      angle = angle[0] + param * rng.uniform(8.0, 14.0) * t
+      angle = angle[0] + param * rng.uniform(*ROTATION_SPEED) * t
     elif kind == "scale":
       lo, hi = (SCALE_RANGE if param > 0 else SCALE_RANGE[::-1])
       scale = lo * (hi / lo) ** (t / (self.num_frames - 1))

@@ -38,7 +38,8 @@ def default_store(c: ml_collections.ConfigDict) -> pathlib.Path:
   """`<cache>/stores/<dataset>-<settings>`: the store location when `config.data.store` is empty."""
   if c.dataset == "synthetic":
     s = c.synthetic
-    tag = (f"synthetic-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-t{s.num_frames}-seed{s.seed}-"
+    from attn_har.data.synthetic import GENERATOR_VERSION
+    tag = (f"synthetic-v{GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-t{s.num_frames}-seed{s.seed}-"
            f"{c.flow_method}-{c.stacking}-L{c.flow_length}")
   else:
     tag = f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
@@ -131,7 +132,7 @@ def train_loader(config: ml_collections.ConfigDict, store: pathlib.Path, shardin
                      image_size=c.image_size, train=True, seed=config.seed if seed is None else seed, num_epochs=None,
                      workers=c.workers,
                      streams=streams_of(config), with_mask=False, sharding=sharding, shard_options=shard_options,
-                     flip_prob=c.flip_prob, prefetch=2)
+                     scale=tuple(c.crop_scale), flip_prob=c.flip_prob, prefetch=2)
 
 
 def eval_loader(config: ml_collections.ConfigDict, store: pathlib.Path, subset: str, sharding: Any = None,
