@@ -6,8 +6,10 @@ Run:      python launch.py --config=configs/synthetic_gate_grid.py --workdir=run
 Smoke:    python launch.py --config=configs/synthetic_gate_grid.py:smoke --workdir=/tmp/synthetic_gate_grid
 Args:     smoke, split=N, stream=rgb|flow|two_stream, temporal=, fusion=, backbone=, store=, steps=, ...
           (see attn_har/config/video.py)
-Expected: not yet measured.
-Runtime:  not yet measured (hardware: -).
+Expected: seed 0, 60 test videos (10 classes, chance 0.10): test top-1 two-stream 0.82 (top-5 1.00), its
+          flow stream alone 0.82, its RGB stream alone 0.03.
+Runtime:  7 min 57 s wall with the data cached (800 steps) while a test run shared the CPU, hardware: 2 CPU
+          cores, no GPU.
 """
 
 from attn_har.config.video import video_config
