@@ -19,7 +19,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e" tests
 
-# Whole training runs in subprocesses (SIGKILL/resume, real UCF101 smoke, every config, analysis CLI, notebook);
+# Whole training runs in subprocesses (SIGKILL/resume, real UCF101 smoke, every config, analysis CLI);
 # well over the 15 minutes of make test on 2 cores.
 test-e2e: $(STAMP)
 	ATTN_HAR_ALL_SMOKE=1 $(PY) -m pytest -q -m e2e tests
