@@ -39,8 +39,8 @@ def default_store(c: ml_collections.ConfigDict) -> pathlib.Path:
   if c.dataset == "synthetic":
     s = c.synthetic
     from attn_har.data.synthetic import GENERATOR_VERSION
-    tag = (f"synthetic-v{GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-t{s.num_frames}-seed{s.seed}-"
-           f"{c.flow_method}-{c.stacking}-L{c.flow_length}")
+    tag = (f"synthetic-v{GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-t{s.num_frames}-"
+           f"seed{s.seed}-{c.flow_method}-{c.stacking}-L{c.flow_length}")
   else:
     tag = f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
   return cache_root() / "stores" / tag
