@@ -7,6 +7,10 @@
 --config is `<file>.py[:args]`; the file's get_config(args) returns an ml-collections ConfigDict that is locked
 and validated (registry names, misspelt keys) before any work. Re-running the same command resumes from the
 workdir's latest checkpoint. The workdir gets config.json, checkpoints/, metrics.jsonl, tb/ and results.json.
+
+Compiled programs are kept in the persistent compilation cache (`attn_har.compile_cache`, under the attn_har
+cache folder), so a second run of the same model skips most of its compilation; `--no_compile_cache` or
+ATTN_HAR_COMPILE_CACHE=off turns it off.
 """
 
 import argparse
@@ -22,6 +26,8 @@ def parse_flags(argv):
   p.add_argument("--config", default=DEFAULT_CONFIG, help=f"config file[:args] (default {DEFAULT_CONFIG})")
   p.add_argument("--workdir", default="", help="run directory (default: <cache>/runs/<config>[-<args>])")
   p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
+  p.add_argument("--no_compile_cache", action="store_true",
+                 help="do not use the persistent compilation cache (attn_har.compile_cache)")
   return p.parse_args(argv)
 
 
@@ -38,6 +44,10 @@ def main(argv=None) -> int:
     return 0
   workdir = flags.workdir or str(default_workdir(path.stem, arg))
   print(f"config {path}{':' + arg if arg else ''}; workdir {workdir}", flush=True)
+  if not flags.no_compile_cache:
+    from attn_har import compile_cache
+    where = compile_cache.enable()
+    print(f"compilation cache: {where or 'off'}", flush=True)
   from attn_har.train.train import NonFiniteLossError, train_and_evaluate
   try:
     train_and_evaluate(config, workdir)

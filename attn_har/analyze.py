@@ -7,6 +7,9 @@
   python -m attn_har.analyze --quality --workdir W [--workdir W2 ...] --out DIR
       quality.md and quality.json: pointing game, energy inside the ground-truth mask, deletion and insertion
       AUC for every attention mechanism, Grad-CAM and the centre-bias / uniform / random reference maps.
+
+Compiled programs go to the persistent compilation cache (`attn_har.compile_cache`; `--no_compile_cache` or
+ATTN_HAR_COMPILE_CACHE=off turns it off), so a second analysis of the same runs skips most compilation.
 """
 
 import argparse
@@ -32,6 +35,8 @@ def parse_flags(argv):
                                                                  "deletion / insertion")
   p.add_argument("--steps", type=int, default=16, help="--quality: deletion / insertion steps")
   p.add_argument("--seed", type=int, default=0, help="--quality: random-map and tie-breaking seed")
+  p.add_argument("--no_compile_cache", action="store_true",
+                 help="do not use the persistent compilation cache (attn_har.compile_cache)")
   return p.parse_args(argv)
 
 
@@ -59,6 +64,9 @@ def main(argv=None) -> int:
   if flags.frames < 0 or flags.clips < 0 or flags.steps < 1 or flags.perturb_per_clip < 0:
     print("error: --frames, --clips and --perturb_per_clip must be >= 0 and --steps >= 1", file=sys.stderr)
     return 2
+  if not flags.no_compile_cache:
+    from attn_har import compile_cache  # pylint: disable=import-outside-toplevel
+    compile_cache.enable()
   try:
     if flags.quality:
       return run_quality(flags)

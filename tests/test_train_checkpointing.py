@@ -51,3 +51,25 @@ def test_init_two_stream_from_stream_checkpoints(tmp_path):
   text = "\n".join(report)
   assert "skipped (not in checkpoint or shape differs): rgb/frame/head/kernel" in text   # 9 classes vs 5
   assert "unused checkpoint entry: rgb/frame/head/kernel (shape)" in text
+
+
+def _iterator():
+  import grain
+  return iter(grain.MapDataset.range(40).shuffle(seed=3).batch(4))
+
+
+def test_resume_restores_state_and_repositions_the_data_iterator(tmp_path):
+  it = _iterator()
+  for _ in range(3):
+    next(it)
+  with checkpointing.make_manager(tmp_path, keep=2) as m:
+    checkpointing.save(m, 3, _state(3.0), it, {"val_top1": 0.5, "val_loss": 1.0})
+  expected = [next(it).tolist() for _ in range(2)]
+  fresh = _iterator()
+  assert next(_iterator()).tolist() != expected[0]   # a fresh iterator starts elsewhere
+  target = dict(_state(0.0), step=np.zeros((), np.int32))   # the train loop's state: arrays only
+  with checkpointing.make_manager(tmp_path, keep=2) as m:
+    state, step = checkpointing.resume(m, target, fresh)
+  assert step == 3 and int(state["step"]) == 3
+  np.testing.assert_array_equal(state["params"]["frame"]["head"]["kernel"], np.full((4, 5), 3.0))
+  assert [next(fresh).tolist() for _ in range(2)] == expected

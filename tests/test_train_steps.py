@@ -177,3 +177,71 @@ def test_collect_features_averages_views_per_video_and_drops_padding():
   out = evaluate.collect_features(lambda v, b: b["x"], None, [batch])
   np.testing.assert_allclose(out["features"], [[2.5, 2.5], [0.5, 0.5]])  # video 1 (rows 2, 3), video 3 (rows 0, 1)
   np.testing.assert_array_equal(out["label"], [0, 1])
+
+
+class DropoutOnly(nn.Module):
+  """Logits = Dense(dropout(x)): the loss on a fixed batch changes only with the dropout mask."""
+
+  @nn.compact
+  def __call__(self, x, train):
+    return nn.Dense(3)(nn.Dropout(0.5, deterministic=not train)(x))
+
+
+def test_consecutive_steps_on_one_batch_use_different_dropout_masks():
+  model, tx = DropoutOnly(), optax.sgd(0.0)   # lr 0: parameters never change, only the dropout key does
+  x = jax.random.normal(jax.random.key(0), (16, 32))
+  batch = {"x": x, "label": jnp.arange(16) % 3}
+  state = steps.init_state(model, tx, jax.random.key(1), x[:1])
+  step = jax.jit(steps.make_train_step(model, tx, lambda b: b["x"]))
+  s1, m1 = step(state, batch, jax.random.key(2))
+  s2, m2 = step(s1, batch, jax.random.key(2))
+  jax.tree.map(np.testing.assert_array_equal, s1["params"], s2["params"])
+  assert float(m1["loss"]) != float(m2["loss"])
+  _, again = step(state, batch, jax.random.key(2))   # ... and step t's mask is a function of (rng, t) alone
+  assert float(again["loss"]) == float(m1["loss"])
+
+
+class TwoHeads(nn.Module):
+  """A two-stream-shaped model: {'logits': fused, 'streams': {'rgb', 'flow'}} from two linear streams."""
+
+  @nn.compact
+  def __call__(self, x, train):
+    rgb, flow = nn.Dense(3, name="rgb")(x), nn.Dense(3, name="flow")(x)
+    return {"logits": 0.5 * (rgb + flow), "streams": {"rgb": rgb, "flow": flow}}
+
+
+def _ce(logits, labels, smoothing=0.0):
+  logits = np.asarray(logits, np.float64)
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  target = np.eye(logits.shape[-1])[labels] * (1 - smoothing) + smoothing / logits.shape[-1]
+  return float(-(target * logp).sum(-1).mean())
+
+
+@pytest.mark.parametrize("weight,smoothing", [(1.0, 0.0), (0.5, 0.1), (0.0, 0.0)])
+def test_two_stream_loss_adds_the_weighted_mean_stream_loss(weight, smoothing):
+  model, tx = TwoHeads(), optax.sgd(0.0)
+  x = jax.random.normal(jax.random.key(0), (6, 4))
+  labels = jnp.array([0, 1, 2, 2, 1, 0])
+  state = steps.init_state(model, tx, jax.random.key(1), x[:1])
+  step = jax.jit(steps.make_train_step(model, tx, lambda b: b["x"], stream_loss_weight=weight,
+                                       label_smoothing=smoothing))
+  _, m = step(state, {"x": x, "label": labels}, jax.random.key(2))
+  out = model.apply({"params": state["params"]}, x, False)
+  lab = np.asarray(labels)
+  fused, rgb, flow = (_ce(out["logits"], lab, smoothing), _ce(out["streams"]["rgb"], lab, smoothing),
+                      _ce(out["streams"]["flow"], lab, smoothing))
+  assert float(m["loss"]) == pytest.approx(fused + weight * (rgb + flow) / 2, rel=1e-5)
+  assert float(m["rgb_loss"]) == pytest.approx(rgb, rel=1e-5)
+  assert float(m["flow_loss"]) == pytest.approx(flow, rel=1e-5)
+
+
+def test_label_smoothing_values():
+  logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+  labels = jnp.array([0, 2])
+  for smoothing in (0.0, 0.1, 0.5):
+    got = np.asarray(steps.cross_entropy(logits, labels, smoothing))
+    for row in range(2):
+      assert got[row] == pytest.approx(_ce(logits[row:row + 1], np.asarray(labels[row:row + 1]), smoothing), rel=1e-6)
+  # Uniform logits: the loss is log K whatever the smoothing; confident logits pay more with smoothing.
+  assert np.asarray(steps.cross_entropy(logits, labels, 0.3))[1] == pytest.approx(np.log(3), rel=1e-6)
+  assert float(steps.cross_entropy(logits, labels, 0.3)[0]) > float(steps.cross_entropy(logits, labels, 0.0)[0])

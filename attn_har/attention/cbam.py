@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from attn_har.attention import normalize
 from attn_har.layers import keras
+from attn_har.layers.reduce_max import reduce_max
 
 
 def hidden_width(channels: int, reduction_ratio: float) -> int:
@@ -25,6 +26,8 @@ class CBAM(nn.Module):
   sits inside every residual block as in Woo et al.; the spatial conv has no bias and is followed by
   BatchNorm as in their code). variant='thesis' returns F + F'' (the thesis's extra identity skip; the spatial
   conv has a bias and no BatchNorm; the backbone places 3 modules after stages).
+
+  Both max pools use `reduce_max`, whose gradient does not hinge on two copies of x comparing equal.
 
   Sows the spatial map M_s as 'attention' [B, H, W] and M_c as 'channel_attention' [B, C], both float32.
 
@@ -55,13 +58,13 @@ class CBAM(nn.Module):
     hidden = keras.Dense(hidden_width(c, self.reduction_ratio), name="mlp_hidden", **kw)
     out = keras.Dense(c, name="mlp_out", **kw)
     mlp = lambda v: out(nn.relu(hidden(v)))
-    logits = mlp(jnp.mean(x, axis=(1, 2))) + mlp(jnp.max(x, axis=(1, 2)))
+    logits = mlp(jnp.mean(x, axis=(1, 2))) + mlp(reduce_max(x, (1, 2)))
     m_c = normalize.sigmoid(logits)
     self.sow("intermediates", "channel_attention", m_c)
     refined = x * m_c[:, None, None, :].astype(x.dtype)
 
     pooled = jnp.concatenate(
-        [jnp.mean(refined, axis=-1, keepdims=True), jnp.max(refined, axis=-1, keepdims=True)], axis=-1)
+        [jnp.mean(refined, axis=-1, keepdims=True), reduce_max(refined, -1, keepdims=True)], axis=-1)
     k = (self.kernel_size, self.kernel_size)
     if self.variant == "thesis":
       s = keras.Conv(1, k, padding="SAME", use_bias=True, name="spatial_conv", **kw)(pooled)

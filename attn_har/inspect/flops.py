@@ -5,7 +5,8 @@ jaxpr is walked, recursing into jit / custom_jvp / custom_vjp / scan / cond bodi
 mirror the TF ops Keras emits (seed_code_study §3.4):
 
   conv 2·Ho·Wo·Co·kh·kw·Ci/groups    dot_general (Dense) 2·in·out    add / sub / mul / div (BiasAdd too) #outputs
-  reduce_sum / reduce_max #in − #out (a mean, reduce_sum + div, costs #inputs)    pooling windows kh·kw·#outputs
+  reduce_sum / reduce_max / argmax #in − #out (a mean, reduce_sum + div, costs #inputs; argmax is how
+  `layers.reduce_max` takes TF's Max)    pooling windows kh·kw·#outputs
   strided slice x[:, ::s, ::s] (Keras's MaxPooling2D(1, strides=s) shortcut) #outputs
   everything else (ReLU, ReLU6, sigmoid, exp, pad, concat, reshape, min, gather, jax.image.resize) 0.
 
@@ -43,7 +44,7 @@ _MARKER = re.compile(r"__flops_leaf_(\d+)__")
 # Elementwise ops TF counts at one FLOP per output (AddV2 / BiasAdd / Sub / Mul / RealDiv).
 _ELEMENTWISE = {"add", "add_any", "sub", "mul", "div"}
 # Reductions TF counts at #inputs − #outputs (Sum, Max); Min and ArgMax count 0 there.
-_REDUCTIONS = {"reduce_sum", "reduce_max"}
+_REDUCTIONS = {"reduce_sum", "reduce_max", "argmax"}  # argmax: how `layers.reduce_max` takes a max
 _POOLS = {"reduce_window_max", "reduce_window_sum", "reduce_window"}
 # Named jit calls that map to a single zero-cost TF op.
 _ZERO_CALLS = {"_resize", "resize"}

@@ -9,6 +9,10 @@
      the bad state is written, so the last good one stays)
   5. test with the best-by-validation state: clip/video top-1/5, per-class accuracy, confusion matrix, per-stream
      numbers for two-stream models, the post-hoc SVM fusion when configured; `<workdir>/results.json`
+
+results.json's 'timing' records this run's wall time, the time to its first finished training step, and the
+seconds spent tracing and compiling (or loading programs from the persistent compilation cache, see
+`attn_har.compile_cache`, which `launch.py` enables).
 """
 
 import json
@@ -23,6 +27,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from attn_har.compile_cache import CompileClock
 from attn_har.config.loader import config_to_json
 from attn_har.train import bn_calibration, build, checkpointing, data, evaluate, metrics_log, progress, sharding, steps
 from attn_har.train.optim import make_optimizer
@@ -88,7 +93,7 @@ def _svm_results(config, model, variables, run_data, in_fn) -> Dict[str, Any]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, Any]:
   """Trains, validates, checkpoints and tests `config` in `workdir`; returns the results dict."""
-  t0 = time.time()
+  t0, clock = time.time(), CompileClock()
   workdir = pathlib.Path(workdir).absolute()
   workdir.mkdir(parents=True, exist_ok=True)
   sharding.init_distributed(config.distributed)
@@ -148,12 +153,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, 
 
   # 4. Training loop.
   bar = progress.Progress(config.train.num_steps, start, config.train.progress and jax.process_index() == 0)
-  t_loop, steps_run = time.time(), 0
+  t_loop, steps_run, first_step_seconds = time.time(), 0, None
   for step in range(start, config.train.num_steps):
     batch = next(train_it) if jax.process_count() == 1 else sharding.shard_batch(next(train_it), batch_sharding)
     state, metrics = train_step(state, batch, train_rng)
     m = jax.device_get(metrics)
     steps_run += 1
+    if first_step_seconds is None:
+      first_step_seconds = time.time() - t0
+      _log(f"first training step done {first_step_seconds:.1f} s after start "
+           f"({clock.snapshot()['seconds']:.1f} s compiling)")
     if not math.isfinite(float(m["loss"])):
       bar.close()
       last = manager.latest_step()
@@ -208,10 +217,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, 
     results["test_average"] = dict(results["test"])
     results["test"].update(top1=results["test_svm"]["top1"], top5=results["test_svm"]["top5"])
   results["wall_seconds_this_run"] = time.time() - t0
+  compiled = clock.snapshot()
+  clock.stop()
+  results["timing"] = {"wall_seconds": results["wall_seconds_this_run"], "train_seconds": train_seconds,
+                       "first_step_seconds": first_step_seconds, "compile_seconds": compiled["seconds"],
+                       "compile_cache_hits": compiled["cache_hits"]}
   if jax.process_index() == 0:
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
   writer.close()
   manager.close()
+  _log(f"compiling took {compiled['seconds']:.1f} s of {results['wall_seconds_this_run']:.1f} s "
+       f"({compiled['cache_hits']} programs loaded from the persistent compilation cache)")
   _log(f"test top1 {results['test']['top1']:.4f} top5 {results['test']['top5']:.4f} "
        f"(best step {best}); results in {workdir / 'results.json'}")
   return results

@@ -1,0 +1,99 @@
+"""The persistent XLA compilation cache, and a count of the time spent compiling.
+
+`launch.py`, `python -m attn_har.analyze`, the notebook and the tests call `enable()` before their first
+compilation. Compiled programs are then stored under `<cache>/xla` (`attn_har.config.paths.cache_root`), and a
+later process that compiles the same program (same model, shapes, flags, jax version and CPU) loads it instead:
+a second `python launch.py` or analysis run skips most of its compile phase.
+
+  ATTN_HAR_COMPILE_CACHE=DIR   use DIR instead of <cache>/xla
+  ATTN_HAR_COMPILE_CACHE=off   no persistent cache (also '0', 'false', 'no')
+
+Programs that compile in under `MIN_COMPILE_SECONDS` are not stored (small eager ops would only add files); the
+cache keeps at most `MAX_BYTES`, evicting the least recently used entries. Deleting the folder is always safe.
+"""
+
+import os
+import pathlib
+import threading
+from typing import Dict, Optional
+
+ENV = "ATTN_HAR_COMPILE_CACHE"
+OFF = ("off", "0", "false", "no")
+MIN_COMPILE_SECONDS = 0.2
+MAX_BYTES = 4 << 30
+
+# jax.monitoring events that together make up "compiling": tracing to a jaxpr, lowering to MLIR, and the backend
+# compile (or, on a persistent-cache hit, loading the stored executable instead).
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+
+
+def cache_dir() -> Optional[pathlib.Path]:
+  """The cache folder `enable()` uses: $ATTN_HAR_COMPILE_CACHE, else `<cache>/xla`; None when turned off."""
+  value = os.environ.get(ENV, "").strip()
+  if value.lower() in OFF:
+    return None
+  if value:
+    return pathlib.Path(value).expanduser().absolute()
+  from attn_har.config.paths import cache_root  # pylint: disable=import-outside-toplevel
+  return cache_root().absolute() / "xla"
+
+
+def enable(path: Optional[pathlib.Path] = None) -> Optional[pathlib.Path]:
+  """Turns on the persistent compilation cache in this process (call before the first compilation).
+
+  Args:
+    path: the cache folder; default `cache_dir()`.
+
+  Returns:
+    The folder in use, or None when the cache is turned off by $ATTN_HAR_COMPILE_CACHE.
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  path = path if path is not None else cache_dir()
+  if path is None:
+    return None
+  path = pathlib.Path(path)
+  path.mkdir(parents=True, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", str(path))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+  jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+  return path
+
+
+class CompileClock:
+  """Wall seconds this process has spent tracing, lowering and compiling (or loading compiled programs).
+
+  Listens to jax.monitoring from its creation on; `snapshot()` returns
+  {'seconds': total, 'backend_seconds': compile or cache load only, 'cache_hits': programs loaded from the
+  persistent cache}.
+  """
+
+  def __init__(self):
+    import jax  # pylint: disable=import-outside-toplevel
+    self._lock = threading.Lock()
+    self._seconds = {e: 0.0 for e in COMPILE_EVENTS}
+    self._hits = 0
+    jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+    jax.monitoring.register_event_listener(self._on_event)
+
+  def _on_duration(self, event: str, seconds: float, **_) -> None:
+    if event in self._seconds:
+      with self._lock:
+        self._seconds[event] += seconds
+
+  def _on_event(self, event: str, **_) -> None:
+    if event == CACHE_HIT_EVENT:
+      with self._lock:
+        self._hits += 1
+
+  def snapshot(self) -> Dict[str, float]:
+    with self._lock:
+      return {"seconds": sum(self._seconds.values()), "backend_seconds": self._seconds[COMPILE_EVENTS[-1]],
+              "cache_hits": self._hits}
+
+  def stop(self) -> None:
+    """Stops counting (unregisters the listeners)."""
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.monitoring.unregister_event_duration_listener(self._on_duration)
+    jax.monitoring.unregister_event_listener(self._on_event)
