@@ -19,8 +19,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e" tests
 
-# Whole training runs in subprocesses (SIGKILL/resume, real UCF101 smoke, every config, analysis CLI);
-# well over the 15 minutes of make test on 2 cores.
+# make test includes the SIGKILL/resume bit-identity run, the real UCF101 smoke and the notebook; both targets use
+# the persistent compilation cache (attn_har/compile_cache.py), so a second run compiles little.
+# make test-e2e: a smoke training of every config and the analysis CLI, well over make test's 15 minutes.
 test-e2e: $(STAMP)
 	ATTN_HAR_ALL_SMOKE=1 $(PY) -m pytest -q -m e2e tests
 

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.e2e
 # evaluation of `train_and_evaluate` is the test pass with the best checkpoint; its first batch and logits are saved.
 TRAIN_SCRIPT = """
 import sys, jax, numpy as np
+from attn_har import compile_cache
+compile_cache.enable()
 from attn_har.config.loader import load_config
 from attn_har.train import evaluate, train
 config = load_config(sys.argv[1])
@@ -39,13 +41,10 @@ np.savez(sys.argv[3], logits=logits, **{k: np.asarray(v) for k, v in batch.items
 """
 
 
-def compile_cache(tmp_path_factory) -> pathlib.Path:
-  """A JAX persistent compilation cache shared by this session's subprocesses (test_notebook.py uses it too)."""
-  return tmp_path_factory.getbasetemp() / "jax_compilation_cache"
-
-
-def env_with_cache(cache: pathlib.Path) -> dict:
-  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache))
+def subprocess_env() -> dict:
+  """The environment of this file's subprocesses: CPU, the repository importable, and (inherited from conftest.py)
+  the suite's persistent compilation cache in $ATTN_HAR_COMPILE_CACHE."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
   env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
   return env
 
@@ -54,7 +53,7 @@ def env_with_cache(cache: pathlib.Path) -> dict:
 def smoke_run(tmp_path_factory):
   """Trains the smoke config; returns (workdir, env, the final test pass's first batch, its logits)."""
   root = tmp_path_factory.mktemp("smoke")
-  env = env_with_cache(compile_cache(tmp_path_factory))
+  env = subprocess_env()
   spec = f"{REPO / 'configs' / 'synthetic_cbam.py'}:smoke,store={root / 'store'}"
   proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, spec, str(root / "run"), str(root / "end.npz")],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

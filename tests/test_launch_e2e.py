@@ -1,6 +1,6 @@
-"""The real entry point end to end: SIGKILL + resume replays bit-identically (in make test), UCF101 smoke on the
-shipped real clips, an image-prototype smoke on a generated image folder, and (ATTN_HAR_ALL_SMOKE=1) every
-config's smoke.
+"""The real entry point end to end. In make test: SIGKILL + resume replays bit-identically, the UCF101 smoke on the
+shipped real clips, the error paths. In make test-e2e: an image-prototype smoke on a generated image folder and
+(ATTN_HAR_ALL_SMOKE=1) every config's smoke.
 
 Runs share a session cache (generated stores) and the suite's persistent compilation cache (conftest.py), so
 repeated launches of one config compile once, and a second run of the suite hardly compiles at all.
@@ -150,7 +150,6 @@ def hmdb_store(realdata, e2e_env):
   return store
 
 
-@pytest.mark.e2e
 def test_ucf101_cbam_smoke_on_real_clips(ucf_store, e2e_env):
   root, env = e2e_env
   work = root / "ucf101_cbam"
