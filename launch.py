@@ -5,7 +5,7 @@
   python launch.py --config=configs/ucf101_cbam.py:smoke,split=2,store=STORE --workdir=runs/x
 
 --config is `<file>.py[:args]`; the file's get_config(args) returns an ml-collections ConfigDict that is locked
-and validated (registry names, misspelt keys) before any work. Re-running the same command resumes from the
+and checked (registry names, misspelt keys) before any work. Re-running the same command resumes from the
 workdir's latest checkpoint. The workdir gets config.json, checkpoints/, metrics.jsonl, tb/ and results.json.
 
 Compiled programs are kept in the persistent compilation cache (`attn_har.compile_cache`, under the attn_har
@@ -36,6 +36,8 @@ def main(argv=None) -> int:
   try:
     path, arg = split_spec(flags.config)
     config = load_config(flags.config)
+    from attn_har.train.check import check_config
+    check_config(config)
   except (FileNotFoundError, KeyError, ValueError, TypeError, AttributeError) as e:
     print(f"error: bad --config {flags.config!r}: {e}", file=sys.stderr)
     return 2

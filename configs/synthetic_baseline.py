@@ -5,13 +5,13 @@ the classes, so the RGB stream stays near chance and the flow stream carries the
 Run:      python launch.py --config=configs/synthetic_baseline.py --workdir=runs/synthetic_baseline
 Smoke:    python launch.py --config=configs/synthetic_baseline.py:smoke --workdir=/tmp/synthetic_baseline
 Args:     smoke, split=N, stream=rgb|flow|two_stream, temporal=, fusion=, backbone=, store=, steps=, ...
-          (see attn_har/config/video.py)
+          (see attn_har/config/video.py; the recipe: configs/_synthetic.py)
 Expected: not yet measured.
 Runtime:  not yet measured (hardware: -).
 """
 
-from attn_har.config.video import video_config
+from _synthetic import synthetic_config
 
 
 def get_config(arg=None):
-  return video_config("synthetic", "none", arg)
+  return synthetic_config("none", arg)

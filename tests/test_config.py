@@ -1,4 +1,5 @@
-"""Config system: every config file loads, locks and validates; arguments parse; typos fail before any work."""
+"""Config system: every config file loads, locks and passes `check_config`; arguments parse; typos fail before any
+work; the config package imports nothing else of attn_har."""
 
 import pathlib
 
@@ -7,6 +8,7 @@ import pytest
 
 from attn_har.config import args as args_lib
 from attn_har.config.loader import config_from_json, config_to_json, load_config, split_spec
+from attn_har.train.check import check_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / "configs").glob("[!_]*.py"))
@@ -23,6 +25,7 @@ def test_every_dataset_attention_pair_has_a_config():
 def test_config_loads_locked_and_documented(path):
   for arg in (None, "smoke"):
     c = load_config(f"{path}:{arg}" if arg else str(path))
+    check_config(c)
     assert c.is_locked
     with pytest.raises(AttributeError):
       _ = c.train.num_stpes  # a misspelt key fails
@@ -60,14 +63,16 @@ def test_smoke_and_arguments_apply():
 ])
 def test_bad_names_fail_naming_choices(arg, match):
   with pytest.raises(KeyError, match=match):
-    load_config(f"configs/synthetic_cbam.py:{arg}")
+    check_config(load_config(f"configs/synthetic_cbam.py:{arg}"))
 
 
 def test_bad_values_fail():
   with pytest.raises(ValueError, match="train.num_steps"):
     load_config("configs/synthetic_cbam.py:train.num_steps=ten")
   with pytest.raises(ValueError, match="batch_size"):
-    load_config("configs/synthetic_cbam.py:batch=0")
+    check_config(load_config("configs/synthetic_cbam.py:batch=0"))
+  with pytest.raises(KeyError, match="thesis"):
+    check_config(load_config("configs/synthetic_cbam.py:model.variant=thesys"))
   with pytest.raises(FileNotFoundError, match="synthetic_cbam.py"):
     load_config("configs/no_such.py:smoke")
 
@@ -84,3 +89,13 @@ def test_json_round_trip_is_exact():
   again = config_from_json(config_to_json(c))
   assert again.to_dict() == c.to_dict()
   assert again.is_locked and isinstance(again, ml_collections.ConfigDict)
+
+
+def test_config_package_imports_no_other_attn_har_package():
+  import ast
+  for path in (REPO / "attn_har" / "config").glob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+          [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+      for name in names:
+        assert not name.startswith("attn_har.") or name.startswith("attn_har.config"), (path.name, name)

@@ -1,4 +1,4 @@
-"""count_flops: hand-counted tiny models (Keras rule table, seed_code_study §3.4) and the thesis's 12 models."""
+"""count_flops: hand-counted tiny models (Keras rule table, docs/thesis_code.md §4) and the thesis's 12 models."""
 
 import flax.linen as nn
 import jax
@@ -93,7 +93,7 @@ def test_given_variables_traced_at_another_batch_size():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The thesis's models at 224x224x3, K = 100 (seed_code_study §3.4; tables 5.1-5.2 of the thesis).
+# The thesis's models at 224x224x3, K = 100 (docs/thesis_code.md §4; tables 5.1-5.2 of the thesis).
 
 from attn_har.inspect.table import THESIS_MODELS  # noqa: E402
 

@@ -23,7 +23,8 @@ _check = {
     'test_top1': results['test']['top1'], 'test_videos': results['test']['videos'],
     'confusion': results['test_confusion'],
     'image_maps': {p: [float(m.min()), float(m.max())] for p, m in maps.items()},
-    'gradcam': {s: {l: [float(h.min()), float(h.max())] for l, h in e.gradcam.items()} for s, e in explanations.items()},
+    'gradcam': {s: {l: [float(h.min()), float(h.max())] for l, h in e.gradcam.items()}
+                for s, e in explanations.items()},
     'attention': {s: len(e.attention) for s, e in explanations.items()},
     'rows': [{k: (v['mean'] if isinstance(v, dict) else v) for k, v in row.items()} for row in _rows],
     'counts': [{k: v['n'] for k, v in row.items() if isinstance(v, dict)} for row in _rows],

@@ -60,7 +60,7 @@ def test_count_params_collections():
 
 def test_thesis_l2pa_head_depends_on_resolution():
   model = build_image_model("mobilenet_v2", "l2pa", num_classes=100, variant="thesis")
-  # 32x32 input: the maps flatten to 16 + 4 + 1 = 21 head inputs (seed_code_study §2.1).
+  # 32x32 input: the maps flatten to 16 + 4 + 1 = 21 head inputs (docs/thesis_code.md §2).
   assert count_params(model, (1, 32, 32, 3)) == 2_752_228
 
 

@@ -10,7 +10,7 @@ Modules:
   quality_table  the quality table over models, streams and methods (markdown + JSON).
   clips          evaluation clips of a run's store (with masks) or a clip file.
 
-`restore` is imported here (the import pulls in the training package, no side effects).
+`restore` is imported here; it imports the config and training packages only when called.
 """
 
 from attn_har.analysis.restore import Restored, restore

@@ -13,6 +13,8 @@ from typing import Dict, List, Optional
 import ml_collections
 import numpy as np
 
+from attn_har.models.check import inputs_of
+
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
 
@@ -21,7 +23,7 @@ def streams_of(config: ml_collections.ConfigDict) -> tuple:
   s = config.model.stream
   if s == "image":
     raise ValueError("image models (model.stream='image') have no clips; pass images to analysis.maps instead")
-  return {"rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}[s]
+  return inputs_of(config.model)
 
 
 def run_store(config: ml_collections.ConfigDict, workdir) -> pathlib.Path:

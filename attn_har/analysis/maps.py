@@ -3,7 +3,7 @@
 Every video model here is a per-frame image model lifted over time (`attn_har.video`): a stream module has a
 `frame` field, and its parameters sit under `<stream>/frame`. `stream_views` cuts those per-frame image models out
 of a (two-stream) video model with their variables, so maps and Grad-CAM of a clip are computed on its T frames as
-a batch, exactly as the lifted model computes them (the thesis did the same, seed `VideoModels.py:113-153`).
+a batch, exactly as the lifted model computes them (the thesis did the same, docs/thesis_code.md §5).
 Grad-CAM then explains the stream's per-frame logit of the class; with frame averaging that is, up to the factor
 1/T, the gradient of the stream's clip logit.
 """

@@ -18,7 +18,7 @@ BLOCKS = ((16, 1, 1), (24, 2, 6), (24, 1, 6), (32, 2, 6), (32, 1, 6), (32, 1, 6)
           (320, 1, 6))
 BLOCK_NAMES = tuple(f"block_{i}" for i in range(len(BLOCKS)))
 
-# Thesis attachment points (seed_code_study §2.0).
+# Thesis attachment points (docs/thesis_code.md §1).
 HEAD_POSITIONS = ("block_5", "block_12", "block_15")      # L2PA / gates: 28x28x32, 14x14x96, 7x7x160
 TRUNK_POSITIONS = ("block_2", "block_5", "block_12")      # CBAM after these blocks: 56x56x24, 28x28x32, 14x14x96
 RESIDUAL_POSITIONS = ("block_2", "block_5", "block_9")    # residual attention: 56x56x24, 28x28x32, 14x14x64

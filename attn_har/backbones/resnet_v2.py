@@ -107,7 +107,7 @@ def block_names(depth: int) -> tuple[str, ...]:
 
 
 def default_positions(depth: int, where: str | None) -> tuple[str, ...]:
-  """Thesis attachment points generalised to any depth (seed_code_study §2.0 for depth 50).
+  """Thesis attachment points generalised to any depth (docs/thesis_code.md §1 for depth 50).
 
   'head': the last block of conv2..conv4 (conv2_block3, conv3_block4, conv4_block6 at depth 50);
   'after': the block before it (conv2_block2, conv3_block3, conv4_block5: before the strided block);

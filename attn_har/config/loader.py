@@ -3,17 +3,17 @@
   config = load_config('configs/ucf101_cbam.py:smoke,split=2')
 
 The file must define `get_config(arg=None)`. The returned config is locked (a misspelt key raises on access or
-assignment) and its registry names are validated before anything else runs.
+assignment). Registry names are checked by the packages that own them (`attn_har.train.check.check_config`), which
+`launch.py` and `train_and_evaluate` call before any work; this package imports nothing from the rest of attn_har.
 """
 
 import importlib.util
 import json
 import pathlib
+import sys
 from typing import Tuple
 
 import ml_collections
-
-from attn_har.config.validate import validate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = "configs/synthetic_cbam.py"
@@ -33,20 +33,24 @@ def split_spec(spec: str) -> Tuple[pathlib.Path, str | None]:
   return path, (arg if sep else None)
 
 
-def load_config(spec: str, validate_names: bool = True) -> ml_collections.ConfigDict:
-  """Imports the config file, calls `get_config(arg)`, locks and validates the result."""
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Imports the config file, calls `get_config(arg)` and locks the result."""
   path, arg = split_spec(spec)
   module_spec = importlib.util.spec_from_file_location(f"attn_har_config_{path.stem}", path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  # Sibling modules of the config file (e.g. configs/_synthetic.py, a shared recipe) import by their bare name.
+  folder = str(path.resolve().parent)
+  sys.path.insert(0, folder)
+  try:
+    module_spec.loader.exec_module(module)
+  finally:
+    sys.path.remove(folder)
   if not hasattr(module, "get_config"):
     raise AttributeError(f"config file {path} defines no get_config(arg=None)")
   config = module.get_config(arg)
   if not isinstance(config, ml_collections.ConfigDict):
     raise TypeError(f"{path}: get_config returned {type(config).__name__}, expected ml_collections.ConfigDict")
   config.lock()
-  if validate_names:
-    validate(config)
   return config
 
 

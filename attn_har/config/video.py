@@ -13,6 +13,8 @@ Arguments (comma separated, see `attn_har.config.args`):
   any dotted path, e.g. train.checkpoint_every=50 or optim.schedule=cosine.
 """
 
+from typing import Callable, Set
+
 import ml_collections
 
 from attn_har.config import args as args_lib
@@ -77,8 +79,18 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def video_config(dataset: str, attention: str, arg: str | None) -> ml_collections.ConfigDict:
-  """The full, unlocked video config for `dataset` x `attention` with `arg` applied."""
+def video_config(dataset: str, attention: str, arg: str | None,
+                 recipe: Callable[[ml_collections.ConfigDict, Set[str]], None] | None = None
+                 ) -> ml_collections.ConfigDict:
+  """The full, unlocked video config for `dataset` x `attention` with `arg` applied.
+
+  Args:
+    dataset: a key of `attn_har.data.datasets.DATASETS`.
+    attention: a key of `attn_har.attention.ATTENTION`, or 'none'.
+    arg: the config argument string ('smoke,split=2,...').
+    recipe: `recipe(config, flags)` applied after these defaults and before the `smoke` settings and the
+      arguments: a dataset's own training recipe (e.g. `configs/_synthetic.py`).
+  """
   flags, values = args_lib.parse_arg(arg)
   args_lib.check_flags(flags, FLAGS)
   c = base_config()
@@ -101,24 +113,9 @@ def video_config(dataset: str, attention: str, arg: str | None) -> ml_collection
       crop_scale=(0.5, 1.0),       # training RandomCrop area range (fraction of the largest centred square)
       flip_prob=0.5,               # horizontal flips (negating u); 0 for data whose labels are directions
       workers=0,
-      synthetic=dict(num_classes=10, clips_per_class=30, size=64, num_frames=16, seed=0),
   ))
-  if dataset == "synthetic":
-    # The demo run (`python launch.py`): a tiny two-stream MobileNetV2 (alpha 0.35) at 48x48 that trains in
-    # minutes on a 2-core CPU. Only motion separates the synthetic classes, so the RGB stream stays near chance;
-    # the fusion weights the flow stream 3:1 so that an uninformative RGB stream cannot flip its decisions.
-    # Evaluation averages 5 temporal views per video.
-    c.model.alpha = 0.35
-    c.model.update(fusion="weighted", fusion_weights=(1.0, 3.0))
-    # No flips: a mirrored 'move_left' clip is a 'move_right' clip (and cw <-> ccw).
-    # Farnebaeck with a small window sees the actor's rotation and scaling that DIS smooths away at 64x64; crops
-    # keep most of the frame so that train-time object sizes and flow magnitudes match the full-frame test views.
-    c.data.update(num_frames=2, flow_length=5, image_size=48, flip_prob=0.0, flow_method="farneback_small",
-                  crop_scale=(0.85, 1.0))
-    # Adam reaches in 400 steps what SGD with momentum reaches in 800 here (flow stream alone, measured).
-    c.optim.update(name="adamw", lr=0.002, schedule="cosine", warmup_steps=30, grad_clip_norm=5.0)
-    c.train.update(batch_size=16, num_steps=800, log_every=20, checkpoint_every=200, bn_recalibration_batches=8)
-    c.eval.update(batch_size=20, clips_per_video=5)
+  if recipe is not None:
+    recipe(c, flags)
   if "smoke" in flags:
     # Mechanics, not learning: a small, clipped step keeps 2-clip batches (4-frame BatchNorm) finite.
     c.optim.update(lr=0.01, grad_clip_norm=1.0, skip_nonfinite_updates=True)
@@ -128,7 +125,6 @@ def video_config(dataset: str, attention: str, arg: str | None) -> ml_collection
     c.model.svm.steps = 20
     # 64x64 keeps a 2x2 final map: BatchNorm over 1x1 maps of 4 near-identical frames overflows the gradient.
     c.data.num_frames, c.data.flow_length, c.data.image_size = 2, 2, 64
-    c.data.synthetic.update(num_classes=3, clips_per_class=5, size=32, num_frames=6)
     c.train.update(batch_size=2, num_steps=3, log_every=1, checkpoint_every=2, progress=False,
                    bn_recalibration_batches=2)
     c.eval.batch_size = 2

@@ -2,7 +2,7 @@
 
 A layer is a module path as the module tree gives it, joined by '/', e.g. 'backbone/block_5'; `gradcam_layers`
 lists those whose output is a [B, h, w, c] map. The layer's output A is captured with `nn.intercept_methods`, and a
-zero perturbation δ added to it gives dy/dA = dy/dδ in one backward pass. Unlike the thesis (seed_code_study §8, §10.17)
+zero perturbation δ added to it gives dy/dA = dy/dδ in one backward pass. Unlike the thesis (docs/thesis_code.md §5)
 y is the class LOGIT, not its probability, and the normalisation is ε-safe:
 
   w_c = mean_hw dy/dA_hwc,   raw = Σ_c w_c A_c,   heatmap = min-max of ReLU(raw) (`normalize_map`, ε-safe).

@@ -2,7 +2,7 @@
 
 The model is traced, never run (`jax.make_jaxpr` of `init_with_output`, or of `apply` over given variables). The
 jaxpr is walked, recursing into jit / custom_jvp / custom_vjp / scan / cond bodies, with per-primitive rules that
-mirror the TF ops Keras emits (seed_code_study §3.4):
+mirror the TF ops Keras emits (docs/thesis_code.md §4):
 
   conv 2·Ho·Wo·Co·kh·kw·Ci/groups    dot_general (Dense) 2·in·out    add / sub / mul / div (BiasAdd too) #outputs
   reduce_sum / reduce_max / argmax #in − #out (a mean, reduce_sum + div, costs #inputs; argmax is how

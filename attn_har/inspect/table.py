@@ -11,6 +11,10 @@ from typing import Optional
 
 import flax.linen as nn
 
+from attn_har.inspect.flops import count_flops
+from attn_har.inspect.params import count_params
+from attn_har.models import build_image_model
+
 INPUT_SHAPE = (1, 224, 224, 3)
 NUM_CLASSES = 100
 
@@ -33,7 +37,6 @@ class ModelRow:
   flops: Optional[int] = None
 
   def build(self, num_classes: int = NUM_CLASSES) -> nn.Module:
-    from attn_har.models import build_image_model  # pylint: disable=g-import-not-at-top  (models import inspect)
     return build_image_model(backbone=self.backbone, attention=self.attention, num_classes=num_classes,
                              variant=self.variant)
 
@@ -77,8 +80,6 @@ class Measured:
 
 def measure(name: str, row: ModelRow) -> Measured:
   """Counts one row's parameters and FLOPs at 224x224x3 (tracing only)."""
-  from attn_har.inspect.flops import count_flops  # pylint: disable=g-import-not-at-top
-  from attn_har.inspect.params import count_params  # pylint: disable=g-import-not-at-top
   model = row.build()
   return Measured(name, count_params(model, INPUT_SHAPE), count_flops(model, INPUT_SHAPE), row.params, row.flops)
 

@@ -1,8 +1,10 @@
 """Depthwise 2-D convolution with an implementation that is fast on XLA:CPU.
 
 XLA:CPU runs `lax.conv_general_dilated(..., feature_group_count=C)` about 45x slower than the same operation written
-as kh*kw shifted multiply-adds (conventions §15); on GPU the grouped convolution is fine. Both implementations share
-one parameter tree (`kernel` of shape [kh, kw, 1, C], as a grouped `nn.Conv`), so checkpoints move between them.
+as kh*kw shifted multiply-adds (2-core CPU, jax 0.10.2, 8x56x56x144: grouped 0.6 GFLOP/s forward; shifted 45x faster
+forward, 7x faster forward + backward; `benchmarks/bench_depthwise.py`); on GPU the grouped convolution is fine.
+Both implementations share one parameter tree (`kernel` of shape [kh, kw, 1, C], as a grouped `nn.Conv`), so
+checkpoints move between them.
 """
 
 from typing import Any, Sequence

@@ -16,7 +16,7 @@ from attn_har.registry import lookup
 
 VARIANTS = ("paper", "thesis")
 
-# Head-attention widths by backbone family (seed_code_study §2.2): ResNet gates use c_int = 64 and 2048 hidden.
+# Head-attention widths by backbone family (docs/thesis_code.md §3): ResNet gates use c_int = 64 and 2048 hidden.
 HEAD_DEFAULTS = {
     ("resnet", "gate"): {"inter_channels": 64, "hidden": 2048},
     ("resnet", "gate_grid"): {"inter_channels": 64, "hidden": 2048},

@@ -14,10 +14,9 @@ import functools
 from typing import Any, Dict
 
 import flax.linen as nn
-import jax.numpy as jnp
 import ml_collections
 
-from attn_har.config.validate import attention_name
+from attn_har.models.check import DTYPES, attention_name, inputs_of
 from attn_har.registry import lookup
 from attn_har.video.lifted import LIFT_AXIS
 from attn_har.video.lstm import CNNLSTM
@@ -25,7 +24,6 @@ from attn_har.video.registry import VIDEO_MODELS
 from attn_har.video.temporal_pool import TemporalAttentionPool
 from attn_har.video.two_stream import TwoStream
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 # The model zoo's keyword that sets the BatchNorm reduction axis name, when it has one.
 BN_AXIS_KWARG = "bn_axis_name"
 
@@ -38,10 +36,10 @@ def _backbone_accepts(backbone: str, kwarg: str) -> bool:
 
 
 def lift_mode(config: ml_collections.ConfigDict) -> str:
-  """'vmap' or 'fold': 'auto' picks 'vmap' only when the backbone's BatchNorm can reduce over the vmap axis.
+  """'vmap' or 'fold': 'auto' picks 'vmap' when the backbone's BatchNorm can reduce over the vmap axis.
 
-  The model zoo's BatchNorm has no axis name today, so 'auto' folds T into the batch (identical numbers to vmap
-  with a time-reducing BatchNorm; see `attn_har.video.lifted`).
+  Every backbone of the zoo has that axis (`bn_axis_name`), so 'auto' means 'vmap'; 'fold' (T folded into the
+  batch) gives identical numbers (see `attn_har.video.lifted`).
   """
   if config.model.lift != "auto":
     return config.model.lift
@@ -94,8 +92,7 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
 
 def input_keys(config: ml_collections.ConfigDict) -> tuple:
   """The batch keys the model reads: ('image',), ('rgb',), ('flow',) or ('rgb', 'flow')."""
-  s = config.model.stream
-  return {"image": ("image",), "rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}[s]
+  return inputs_of(config.model)
 
 
 def model_inputs(batch: Dict[str, Any], config: ml_collections.ConfigDict) -> Any:

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 import ml_collections
 
 from attn_har.config.paths import cache_root
+from attn_har.models.check import inputs_of
 
 VIEW_DIR = "split_view"
 
@@ -118,10 +119,6 @@ def split_store(store: pathlib.Path, split: str, val_fraction: float, workdir: p
   return view
 
 
-def streams_of(config: ml_collections.ConfigDict) -> tuple:
-  return {"rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}[config.model.stream]
-
-
 def train_loader(config: ml_collections.ConfigDict, store: pathlib.Path, sharding: Any = None,
                  shard_options: Any = None, batch_size: Optional[int] = None, seed: Optional[int] = None):
   """The infinite, shuffled, augmented training iterator (checkpointable)."""
@@ -131,7 +128,7 @@ def train_loader(config: ml_collections.ConfigDict, store: pathlib.Path, shardin
                      num_frames=c.num_frames, flow_length=c.flow_length, stacking=c.stacking,
                      image_size=c.image_size, train=True, seed=config.seed if seed is None else seed, num_epochs=None,
                      workers=c.workers,
-                     streams=streams_of(config), with_mask=False, sharding=sharding, shard_options=shard_options,
+                     streams=inputs_of(config.model), with_mask=False, sharding=sharding, shard_options=shard_options,
                      scale=tuple(c.crop_scale), flip_prob=c.flip_prob, prefetch=2)
 
 
@@ -143,18 +140,13 @@ def eval_loader(config: ml_collections.ConfigDict, store: pathlib.Path, subset: 
   return make_eval_loader(store, split=c.split, subset=subset, batch_size=batch_size or config.eval.batch_size,
                           num_frames=c.num_frames, flow_length=c.flow_length, stacking=c.stacking,
                           image_size=c.image_size, views=config.eval.clips_per_video, crops=config.eval.crops,
-                          workers=c.workers, streams=streams_of(config), with_mask=False, sharding=sharding,
+                          workers=c.workers, streams=inputs_of(config.model), with_mask=False, sharding=sharding,
                           shard_options=shard_options, prefetch=1)
 
 
 def has_subset(store: pathlib.Path, split: str, subset: str) -> bool:
   from attn_har.data.store import ClipStore
   return bool(ClipStore(store).manifest["splits"].get(str(split), {}).get(subset))
-
-
-def num_classes(store: pathlib.Path) -> int:
-  from attn_har.data.store import ClipStore
-  return len(ClipStore(store).classes)
 
 
 class _Subset:

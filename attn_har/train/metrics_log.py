@@ -7,7 +7,7 @@ Each line is {'step': int, 'split': 'train'|'val'|'test', <name>: float, ...}. T
 import json
 import math
 import pathlib
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import jax
 import numpy as np
@@ -60,10 +60,3 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.close()
 
-
-def read_metrics(workdir) -> List[dict]:
-  """All rows of `<workdir>/metrics.jsonl`."""
-  path = pathlib.Path(workdir) / "metrics.jsonl"
-  if not path.is_file():
-    return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

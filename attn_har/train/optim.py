@@ -32,6 +32,14 @@ def adamw(c: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.Gradi
 OPTIMIZERS = {"sgd": sgd, "adamw": adamw}
 
 
+def check(c: ml_collections.ConfigDict) -> None:
+  """Raises KeyError naming `optim.name` / `optim.schedule` and the valid choices for an unknown name."""
+  from attn_har.registry import lookup
+  from attn_har.train.schedule import SCHEDULES
+  lookup(OPTIMIZERS, c.name, "optim.name")
+  lookup(SCHEDULES, c.schedule, "optim.schedule")
+
+
 def make_optimizer(c: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
   """The optax transformation for the `optim` config `c`.
 

@@ -1,7 +1,7 @@
 """Video models: per-frame image models lifted over time, temporal aggregation, and the two-stream model.
 
 Modules (import them directly):
-  lifted         `lift` / `Lifted`: a per-frame module applied to [B, T, ...] with nn.vmap or by folding T.
+  lifted         `lift`: a per-frame module applied to [B, T, ...] with nn.vmap or by folding T.
   temporal_pool  `FrameAverage` (mean of per-frame logits), `TemporalAttentionPool` (soft attention over frames).
   lstm           `CNNLSTM` (Yue-Hei Ng et al. 2015).
   two_stream     `TwoStream` (Simonyan & Zisserman 2014): 'rgb', 'flow' and 'fusion' sub-modules.

@@ -1,12 +1,13 @@
 """A per-frame image module lifted over the time axis of a clip.
 
-`Lifted(frame)` applies an image module (input [B, H, W, C]) to every frame of a clip [B, T, H, W, C] with the same
+`lift(frame, x, train)` applies an image module (input [B, H, W, C]) to every frame of a clip [B, T, H, W, C] with the same
 parameters and returns the per-frame outputs stacked on axis 1 ([B, T, ...]). Two equivalent lifts:
 
-  'vmap': `nn.vmap` over axis 1 (conventions §6): `train` is passed positionally (`in_axes=(1, None)`), parameters
-      and BatchNorm statistics are shared (`variable_axes` None), sown intermediates stack on the time axis, and
-      dropout draws a fresh mask per frame. Shared BatchNorm statistics need every BatchNorm of the frame module to
-      reduce over the vmap axis (`axis_name='time'`, `LIFT_AXIS`); only then does 'vmap' equal 'fold'.
+  'vmap': `nn.vmap` over axis 1: `train` is passed positionally (`in_axes=(1, None)`; flax drops keyword
+      arguments of a vmapped call), parameters and BatchNorm statistics are shared (`variable_axes` None), sown
+      intermediates stack on the time axis, and dropout draws a fresh mask per frame. Shared BatchNorm statistics
+      need every BatchNorm of the frame module to reduce over the vmap axis (`axis_name='time'`, `LIFT_AXIS`);
+      only then does 'vmap' equal 'fold'.
   'fold': reshape [B, T, ...] -> [B*T, ...], apply, reshape back. Exactly the same numbers as 'vmap' with a
       time-reducing BatchNorm, for frame modules whose BatchNorm has no `axis_name`; sown maps come out as
       [B*T, ...].
@@ -43,19 +44,3 @@ def lift(frame: nn.Module, x: jnp.ndarray, train: bool, method: str = "__call__"
     return lifted(frame, x, train)
   raise ValueError(f"unknown lift mode {mode!r}; valid choices: {', '.join(map(repr, LIFT_MODES))}")
 
-
-class Lifted(nn.Module):
-  """Applies `frame` to each frame of [B, T, ...] inputs (`lift` as a module).
-
-  Attributes:
-    frame: the per-frame module; called as `getattr(frame, method)(x, train)`.
-    method: which method of `frame` to lift ('__call__' for logits, 'features' for pooled features).
-    mode: 'vmap' or 'fold' (see the module docstring).
-  """
-  frame: nn.Module
-  method: str = "__call__"
-  mode: str = "fold"
-
-  def __call__(self, x: jnp.ndarray, train: bool) -> Any:
-    """Returns per-frame outputs [B, T, ...] for a clip x [B, T, H, W, C]."""
-    return lift(self.frame, x, train, self.method, self.mode)

@@ -3,7 +3,8 @@
 An RGB stream reads frames [B, T, H, W, 3], a flow stream reads stacked optical flow [B, T', H, W, 2L]; each is a
 per-frame image model lifted over time (`attn_har.video.temporal_pool`, `attn_har.video.lstm`). Sub-modules are
 named 'rgb', 'flow' and 'fusion', so a stream's parameters sit at params['rgb'] / params['flow'] and load from a
-stream-only checkpoint (`attn_har.train.checkpointing.init_two_stream_from_streams`).
+stream-only checkpoint (`attn_har.train.checkpointing.init_from` with the prefix ('rgb',) or ('flow',);
+config keys `init_from.rgb_workdir` / `init_from.flow_workdir`).
 """
 
 from typing import Dict, Sequence

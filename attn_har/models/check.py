@@ -1,0 +1,49 @@
+"""Checks of the `model` config section, run before any work; each error names the valid choices.
+
+Also the one table of model-level names the config uses: `STREAM_INPUTS`, `DTYPES` (config name -> jnp dtype) and
+`LIFTS` ('auto' picks 'vmap' or 'fold', `attn_har.train.build.lift_mode`).
+"""
+
+import jax.numpy as jnp
+import ml_collections
+
+from attn_har.registry import lookup
+
+# The batch keys each model.stream reads.
+STREAM_INPUTS = {"image": ("image",), "rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+LIFTS = ("auto", "vmap", "fold")
+VARIANTS = ("paper", "thesis")
+
+
+def attention_name(name: str) -> str | None:
+  """The config's attention string as the model zoo names it ('none' or '' -> None)."""
+  return None if name in ("none", "") else name
+
+
+def inputs_of(m: ml_collections.ConfigDict) -> tuple:
+  """The batch keys model section `m` reads: ('image',), ('rgb',), ('flow',) or ('rgb', 'flow')."""
+  return lookup(STREAM_INPUTS, m.stream, "model.stream")
+
+
+def _choice(value: str, choices, key: str) -> None:
+  lookup({c: c for c in choices}, value, key)
+
+
+def check(m: ml_collections.ConfigDict) -> None:
+  """Raises KeyError naming `model.<key>` and its valid choices for an unknown name in the model section."""
+  from attn_har.attention import ATTENTION  # pylint: disable=import-outside-toplevel
+  from attn_har.backbones import BACKBONES  # pylint: disable=import-outside-toplevel
+  lookup(STREAM_INPUTS, m.stream, "model.stream")
+  lookup(BACKBONES, m.backbone, "model.backbone")
+  lookup({"none": None, **ATTENTION}, m.attention, "model.attention")
+  _choice(m.variant, VARIANTS, "model.variant")
+  lookup(DTYPES, m.dtype, "model.dtype")
+  _choice(m.lift, LIFTS, "model.lift")
+  if m.stream != "image":
+    from attn_har.video.fusion import FUSIONS  # pylint: disable=import-outside-toplevel
+    from attn_har.video.lstm import READOUTS  # pylint: disable=import-outside-toplevel
+    from attn_har.video.registry import VIDEO_MODELS  # pylint: disable=import-outside-toplevel
+    lookup(VIDEO_MODELS, m.temporal, "model.temporal")
+    lookup(FUSIONS, m.fusion, "model.fusion")
+    _choice(m.lstm.readout, READOUTS, "model.lstm.readout")

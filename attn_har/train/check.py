@@ -1,0 +1,29 @@
+"""`check_config(config)`: every section of a run's config checked before any work, by the package it belongs to.
+
+  model      `attn_har.models.check`
+  data       `attn_har.data.check`
+  optim      `attn_har.train.optim.check`
+  train, init_from   here
+A misspelt name fails in milliseconds with KeyError / ValueError naming the key and the valid choices; `launch.py`
+and `train_and_evaluate` call it first.
+"""
+
+import ml_collections
+
+from attn_har.data import check as data_check
+from attn_har.models import check as model_check
+from attn_har.registry import lookup
+from attn_har.train import optim
+
+COUNTS = ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises KeyError / ValueError naming the offending key and the valid choices."""
+  model_check.check(config.model)
+  data_check.check(config.data, config.model.stream)
+  optim.check(config.optim)
+  lookup({"best": "best", "latest": "latest"}, config.init_from.which, "init_from.which")
+  for key in COUNTS:
+    if config.train[key] < 1:
+      raise ValueError(f"train.{key} must be >= 1, got {config.train[key]}")
