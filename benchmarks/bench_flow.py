@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from attn_har.data import flow, quantize, stacking, video
+from attn_har.data import decode, flow, quantize, stacking
 
 REALDATA = pathlib.Path(os.environ.get("ATTN_HAR_REALDATA",
                                        pathlib.Path(__file__).resolve().parents[2] / "shared" / "realdata"))
@@ -26,7 +26,7 @@ CLIP = REALDATA / "ucf101" / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g0
 
 def load_frames(count: int):
   if CLIP.is_file():
-    return video.read_frames(CLIP)[:count + 1], f"real UCF101 clip {CLIP.name}"
+    return decode.read_frames(CLIP)[:count + 1], f"real UCF101 clip {CLIP.name}"
   tex = cv2.GaussianBlur(np.random.default_rng(0).random((300, 400)).astype(np.float32), (0, 0), 2.0)
   tex = (255 * (tex - tex.min()) / (tex.max() - tex.min())).astype(np.uint8)
   frames = [np.repeat(tex[t:t + 240, int(1.5 * t):int(1.5 * t) + 320, None], 3, -1) for t in range(count + 1)]

@@ -7,7 +7,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from attn_har.data import sampling, video
+from attn_har.data import decode, sampling
 
 CLIPS = {  # relative to realdata: decoded frame count (README facts; HMDB headers claim one more)
     "hmdb51/videos/brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi": 408,
@@ -19,11 +19,11 @@ CLIPS = {  # relative to realdata: decoded frame count (README facts; HMDB heade
 
 @pytest.mark.parametrize("rel", sorted(CLIPS))
 def test_known_frame_counts(realdata, rel):
-  frames = video.read_frames(realdata / rel)
+  frames = decode.read_frames(realdata / rel)
   assert frames.shape == (CLIPS[rel], 240, 320, 3) and frames.dtype == np.uint8
-  assert video.count_frames(realdata / rel) == CLIPS[rel]
+  assert decode.count_frames(realdata / rel) == CLIPS[rel]
   if rel.startswith("hmdb51"):
-    assert video.header_frame_count(realdata / rel) == CLIPS[rel] + 1
+    assert decode.header_frame_count(realdata / rel) == CLIPS[rel] + 1
 
 
 def test_frames_are_rgb(realdata):
@@ -32,7 +32,7 @@ def test_frames_are_rgb(realdata):
   ok, bgr = cap.read()
   cap.release()
   assert ok
-  rgb = video.read_frames(path)[0]
+  rgb = decode.read_frames(path)[0]
   np.testing.assert_array_equal(rgb, bgr[..., ::-1])
   assert np.abs(rgb[..., 0].astype(int) - rgb[..., 2]).mean() > 1  # not grey, so the order matters
 
@@ -41,10 +41,10 @@ def test_every_realdata_clip_decodes(realdata):
   paths = sorted(p for ext in ("*.avi", "*.mp4") for p in realdata.rglob(ext))
   assert len(paths) >= 16
   for path in paths:
-    frames = video.read_frames(path)
+    frames = decode.read_frames(path)
     assert frames.ndim == 4 and frames.shape[-1] == 3 and len(frames) >= 40, path
     assert 10 < frames.mean() < 245, path  # real content, not black or white frames
-  demo = video.read_frames(realdata / "misc" / "mmaction2" / "test.mp4")  # H.264
+  demo = decode.read_frames(realdata / "misc" / "mmaction2" / "test.mp4")  # H.264
   assert demo.shape == (300, 256, 340, 3)
 
 
@@ -71,12 +71,12 @@ def test_generated_1080p_mp4_decodes(tmp_path):
     frame[..., 1] = (yy // 4) % 256
     writer.write(frame)
   writer.release()
-  frames = video.read_frames(path)
+  frames = decode.read_frames(path)
   assert frames.shape == (10, 1080, 1920, 3)
   assert abs(frames[..., 0].mean() - 200) < 8    # red is channel 0 after BGR -> RGB
-  small = video.read_frames(path, size=(240, 320))
+  small = decode.read_frames(path, size=(240, 320))
   assert small.shape == (10, 240, 320, 3)
-  sampled, n = video.read_sampled_frames(path, lambda n: sampling.uniform_indices(n, 4), size=(240, 320))
+  sampled, n = decode.read_sampled_frames(path, lambda n: sampling.uniform_indices(n, 4), size=(240, 320))
   assert n == 10
   np.testing.assert_array_equal(sampled, small[[0, 2, 5, 7]])
 
@@ -96,7 +96,7 @@ def test_generated_1080p_h264_decodes(tmp_path):
   subprocess.run(cmd, input=frames.tobytes(), check=True)
   probe = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
   assert "h264" in probe and "1920x1080" in probe
-  decoded = video.read_frames(path)
+  decoded = decode.read_frames(path)
   assert decoded.shape == (8, 1080, 1920, 3)
   assert abs(decoded[..., 0].mean() - 200) < 8    # channel order is RGB
   assert np.abs(decoded[..., 2].astype(int) - frames[..., 2]).mean() < 12
@@ -125,25 +125,25 @@ def test_bad_files_raise_naming_the_file(realdata, tmp_path, kind):
   src = realdata / sorted(CLIPS)[-1]
   dst = tmp_path / f"bad_{kind} (copy)!.avi"
   BAD[kind](src, dst)
-  with pytest.raises(video.VideoDecodeError, match=r"bad_\w+ \(copy\)!\.avi"):
-    video.read_frames(dst)
+  with pytest.raises(decode.VideoDecodeError, match=r"bad_\w+ \(copy\)!\.avi"):
+    decode.read_frames(dst)
   with pytest.raises(ValueError, match="copy"):  # VideoDecodeError is a ValueError
-    video.count_frames(dst)
+    decode.count_frames(dst)
 
 
 def test_missing_file_raises(tmp_path):
-  with pytest.raises(video.VideoDecodeError, match="not found.*nothing.avi"):
-    video.read_frames(tmp_path / "nothing.avi")
+  with pytest.raises(decode.VideoDecodeError, match="not found.*nothing.avi"):
+    decode.read_frames(tmp_path / "nothing.avi")
 
 
 def test_resize_cover_keeps_aspect():
   frame = np.zeros((240, 426, 3), np.uint8)
   frame[:, 53:373] = 255                 # the central 320 columns
-  out = video.resize_cover(frame, (240, 320))
+  out = decode.resize_cover(frame, (240, 320))
   assert out.shape == (240, 320, 3) and out.min() == 255
-  tall = video.resize_cover(np.zeros((480, 320, 3), np.uint8), (240, 320))
+  tall = decode.resize_cover(np.zeros((480, 320, 3), np.uint8), (240, 320))
   assert tall.shape == (240, 320, 3)
-  up = video.resize_cover(np.full((120, 100, 3), 7, np.uint8), (240, 320))
+  up = decode.resize_cover(np.full((120, 100, 3), 7, np.uint8), (240, 320))
   assert up.shape == (240, 320, 3) and (up == 7).all()
 
 

@@ -72,9 +72,9 @@ def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test",
 
 
 def _raw_from_video(path: pathlib.Path, config: ml_collections.ConfigDict) -> Dict:
-  from attn_har.data import flow, quantize, sampling, stacking, video  # pylint: disable=import-outside-toplevel
+  from attn_har.data import decode, flow, quantize, sampling, stacking  # pylint: disable=import-outside-toplevel
   c = config.data
-  frames = video.read_frames(str(path))
+  frames = decode.read_frames(str(path))
   count = c.synthetic.num_frames if c.dataset == "synthetic" else c.store_frames
   frames = frames[sampling.uniform_indices(len(frames), min(count, len(frames)))]
   pairs = stacking.required_pairs(len(frames), c.flow_length, c.stacking, False)

@@ -7,7 +7,7 @@ Arguments: `smoke`, and `root=DIR` (TFDS data dir or image folders, see `attn_ha
 import ml_collections
 
 from attn_har.config import args as args_lib
-from attn_har.config.video import base_config
+from attn_har.config.base import base_config
 
 SHORTHANDS = {
     "root": "data.root", "size": "data.image_size", "backbone": "model.backbone", "attention": "model.attention",

@@ -13,7 +13,7 @@ and loads the T sampled frames of one clip. Store ids are relative paths ('Class
   'synthetic'  `attn_har.data.synthetic.SyntheticActions`; split '1' = its train/val/test.
 
 Frames are sampled uniformly (⌊k·N/T⌋ over the N decoded frames) and resized while decoding with
-`video.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
+`decode.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
 """
 
 import dataclasses
@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from attn_har.data import sampling, splits, synthetic, video
+from attn_har.data import decode, sampling, splits, synthetic
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 UCF101_HELP = ("expected <root>/UCF-101/<Class>/v_*.avi and <root>/ucfTrainTestlist/ (classInd.txt, "
@@ -80,10 +80,10 @@ class _VideoSource:
       (rgb uint8 [T, H, W, 3], mask None, decoded frame count N, frame indices int64 [T]).
     """
     frame_bytes = int(size[0]) * int(size[1]) * 3
-    if video.header_frame_count(spec.path) * frame_bytes > max_decode_bytes:
-      rgb, n = video.read_sampled_frames(spec.path, lambda n: sampling.uniform_indices(n, count), size)
+    if decode.header_frame_count(spec.path) * frame_bytes > max_decode_bytes:
+      rgb, n = decode.read_sampled_frames(spec.path, lambda n: sampling.uniform_indices(n, count), size)
       return rgb, None, n, sampling.uniform_indices(n, count)
-    frames = video.read_frames(spec.path, size)
+    frames = decode.read_frames(spec.path, size)
     idx = sampling.uniform_indices(len(frames), count)
     return frames[idx], None, len(frames), idx
 

@@ -3,7 +3,7 @@
   python -m attn_har.data.preprocess --dataset ucf101 --root /data/ucf101 --out /data/stores/ucf101_dis \\
       --flow dis --frames 25 --stacking consecutive --length 10 --workers 2
 
-For each clip: decode every frame (`video.read_frames`, resized while decoding), sample T frames uniformly
+For each clip: decode every frame (`decode.read_frames`, resized while decoding), sample T frames uniformly
 (⌊k·N/T⌋), compute the flow of each frame pair that the chosen stacking needs once (`stacking.required_pairs`;
 consecutive: T - 1 pairs for any L; anchored: (T - L)·L pairs), quantise it to uint8 over ±clip_px
 (`quantize.quantize`) and write the clip atomically (`store.write_clip`). Stacks are built at load time.
