@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_har.attention import normalize
+from attn_har.attention.variant import check_variant
 from attn_har.layers import keras
 from attn_har.layers.reduce_max import reduce_max
 
@@ -51,8 +52,7 @@ class CBAM(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """[B, H, W, C] -> [B, H, W, C]."""
-    if self.variant not in ("paper", "thesis"):
-      raise ValueError(f"CBAM: unknown variant {self.variant!r}; valid choices: 'paper', 'thesis'")
+    check_variant("CBAM", self.variant)
     c = x.shape[-1]
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     hidden = keras.Dense(hidden_width(c, self.reduction_ratio), name="mlp_hidden", **kw)

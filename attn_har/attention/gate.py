@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_har.attention import normalize
+from attn_har.attention.variant import check_variant
 from attn_har.layers import keras
 
 GATE_NORMALIZATIONS = ("pseudo_softmax", "softmax", "sigmoid")
@@ -89,8 +90,7 @@ class AttentionGate(nn.Module):
   param_dtype: Any = jnp.float32
 
   def setup(self):
-    if self.variant not in ("paper", "thesis"):
-      raise ValueError(f"gate: unknown variant {self.variant!r}; valid choices: 'paper', 'thesis'")
+    check_variant("gate", self.variant)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     psi = self.inter_channels if self.variant == "thesis" else 1
     self.gates = [GateEstimator(self.inter_channels, psi, self.normalization, self.grid, **kw)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_har.attention import normalize
+from attn_har.attention.variant import check_variant
 from attn_har.layers import keras
 
 COMPATIBILITIES = ("weighted", "dot")
@@ -83,8 +84,7 @@ class LearnToPayAttention(nn.Module):
   param_dtype: Any = jnp.float32
 
   def setup(self):
-    if self.variant not in ("paper", "thesis"):
-      raise ValueError(f"L2PA: unknown variant {self.variant!r}; valid choices: 'paper', 'thesis'")
+    check_variant("L2PA", self.variant)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     self.estimators = [L2PAEstimator(self.compatibility, self.variant, **kw) for _ in range(self.num_scales)]
     if self.variant == "thesis":

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from attn_har.attention import normalize
+from attn_har.attention.variant import check_variant
 from attn_har.layers import keras
 
 # Wang et al.'s three attention functions, all computed in float32.
@@ -112,8 +113,7 @@ class ResidualAttention(nn.Module):
     """[B, H, W, C] -> [B, H, W, C]."""
     if self.unit is None:
       raise ValueError("ResidualAttention needs `unit`, a factory of the host backbone's residual block")
-    if self.variant not in ("paper", "thesis"):
-      raise ValueError(f"ResidualAttention: unknown variant {self.variant!r}; valid choices: 'paper', 'thesis'")
+    check_variant("ResidualAttention", self.variant)
     if self.attention_function not in ATTENTION_FUNCTIONS:
       raise ValueError(f"ResidualAttention: unknown attention_function {self.attention_function!r}; valid "
                        f"choices: {', '.join(ATTENTION_FUNCTIONS)}")

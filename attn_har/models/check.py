@@ -7,13 +7,13 @@ Also the one table of model-level names the config uses: `STREAM_INPUTS`, `DTYPE
 import jax.numpy as jnp
 import ml_collections
 
+from attn_har.attention.variant import VARIANTS
 from attn_har.registry import lookup
 
 # The batch keys each model.stream reads.
 STREAM_INPUTS = {"image": ("image",), "rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 LIFTS = ("auto", "vmap", "fold")
-VARIANTS = ("paper", "thesis")
 
 
 def attention_name(name: str) -> str | None:

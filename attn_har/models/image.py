@@ -10,11 +10,11 @@ import jax.numpy as jnp
 from flax.core import FrozenDict
 
 from attn_har.attention import ATTENTION
+from attn_har.attention.variant import check_variant
 from attn_har.backbones import BACKBONES
 from attn_har.layers import keras
 from attn_har.registry import lookup
 
-VARIANTS = ("paper", "thesis")
 
 # Head-attention widths by backbone family (docs/thesis_code.md §3): ResNet gates use c_int = 64 and 2048 hidden.
 HEAD_DEFAULTS = {
@@ -117,8 +117,7 @@ def build_image_model(backbone: str = "mobilenet_v2", attention: str | None = No
   """
   backbone_fields = _field_names(lookup(BACKBONES, backbone, "backbone"))
   attention_fields = () if attention is None else _field_names(lookup(ATTENTION, attention, "attention"))
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; valid choices: {', '.join(VARIANTS)}")
+  check_variant("build_image_model", variant)
   backbone_kwargs, attention_kwargs = {}, {}
   for key, value in kwargs.items():
     value = tuple(value) if isinstance(value, list) else value
