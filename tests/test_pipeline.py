@@ -218,3 +218,23 @@ def test_too_long_flow_stack_names_the_clip(store_dir):
                             prefetch=0, to_device=False) as it:
     with pytest.raises(ValueError, match="too few for flow stacks"):
       next(it)
+
+
+def test_analysis_clip_from_file_equals_the_evaluation_pipeline(store_dir):
+  """`analysis.clips.clip_from_file` runs the same op list (`pipeline.operations`) as the evaluation loader."""
+  import ml_collections
+  from attn_har.analysis import clips
+  config = ml_collections.ConfigDict(dict(
+      model=dict(stream="two_stream"),
+      data=dict(num_frames=3, flow_length=2, stacking="consecutive", image_size=16)))
+  s = store.ClipStore(store_dir)
+  clip_id = s.ids("1", "test")[0]
+  got = clips.clip_from_file(store_dir / s.entry(clip_id)["file"], config, label=s.entry(clip_id)["label"])
+  it = pipeline.make_eval_loader(store_dir, split="1", subset="test", batch_size=1, num_frames=3, flow_length=2,
+                                 stacking="consecutive", image_size=16, streams=("rgb", "flow"), prefetch=0,
+                                 to_device=False)
+  want = next(iter(it))
+  assert int(want["index"][0]) == 0
+  for key in ("rgb", "flow", "mask"):
+    np.testing.assert_array_equal(got[key], want[key][0])
+  assert got["rgb"].shape == (3, 16, 16, 3) and got["flow"].shape == (3, 16, 16, 4)

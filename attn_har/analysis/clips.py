@@ -94,7 +94,7 @@ def clip_from_file(path, config: ml_collections.ConfigDict, num_frames: Optional
     num_frames: frames per clip (default `config.data.num_frames`).
     label: the class to record (-1 = unknown).
   """
-  from attn_har.data import transforms  # pylint: disable=import-outside-toplevel
+  from attn_har.data import pipeline  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"clip file {path} not found")
@@ -117,8 +117,8 @@ def clip_from_file(path, config: ml_collections.ConfigDict, num_frames: Optional
   if "flow" not in streams:
     element = {k: v for k, v in element.items() if k not in ("flow", "pairs")}
   flow_length = c.flow_length if "flow" in streams else 0
-  ops = [transforms.SampleClip(num_frames or c.num_frames, flow_length, c.stacking, False, train=False),
-         transforms.FixedCrop(1), transforms.ToFloat(clip_px), transforms.Resize((c.image_size, c.image_size))]
+  ops = pipeline.operations(train=False, num_frames=num_frames or c.num_frames, flow_length=flow_length,
+                            stacking=c.stacking, bidirectional=False, image_size=c.image_size, clip_px=clip_px)
   rng = np.random.default_rng(0)
   for op in ops:
     element = op.random_map(element, rng) if hasattr(op, "random_map") else op.map(element)

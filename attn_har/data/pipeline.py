@@ -126,16 +126,27 @@ def _check_streams(streams):
   return streams
 
 
-def _operations(*, train, num_frames, flow_length, stacking, bidirectional, image_size, views, crops, scale,
-                flip_prob, clip_px, flow_scale, rescale_flow, keys, batch_size, drop_remainder):
+def operations(*, train: bool, num_frames: int, flow_length: int, stacking: str, bidirectional: bool,
+               image_size: Union[int, Tuple[int, int]], views: int = 1, crops: int = 1,
+               scale: Tuple[float, float] = (1.0, 1.0), flip_prob: float = 0.0, clip_px: float,
+               flow_scale: float = 1.0, rescale_flow: bool = True, keys: Optional[Sequence[str]] = None,
+               batch_size: Optional[int] = None, drop_remainder: bool = True) -> list:
+  """The Grain operations from a stored clip to model inputs; the one op list of training, evaluation and analysis.
+
+  SampleClip (T frames and their flow stacks) -> RandomCrop (train) or FixedCrop -> ToFloat -> Resize ->
+  RandomFlip (train, flip_prob > 0) -> SelectKeys (when `keys`) -> Batch (when `batch_size`). Arguments as in
+  `make_loader`; `views` / `crops` as in `make_eval_loader`.
+  """
   ops = [transforms.SampleClip(num_frames, flow_length, stacking, bidirectional, train, views, crops)]
   ops.append(transforms.RandomCrop(scale) if train else transforms.FixedCrop(crops))
   ops.append(transforms.ToFloat(clip_px, flow_scale))
-  ops.append(transforms.Resize(image_size, rescale_flow))
+  ops.append(transforms.Resize(_image_size(image_size), rescale_flow))
   if train and flip_prob > 0:
     ops.append(transforms.RandomFlip(flip_prob))
-  ops.append(transforms.SelectKeys(keys))
-  ops.append(grain.transforms.Batch(batch_size, drop_remainder=drop_remainder))
+  if keys is not None:
+    ops.append(transforms.SelectKeys(tuple(keys)))
+  if batch_size is not None:
+    ops.append(grain.transforms.Batch(batch_size, drop_remainder=drop_remainder))
   return ops
 
 
@@ -188,8 +199,8 @@ def make_loader(store_dir, *, split: str = "1", subset: str = "train", batch_siz
   flow_length, stacking, clip_px = _flow_options(store, streams, flow_length, stacking, clip_px)
   source = ClipSource(store_dir, ids, streams, with_mask)
   keys = streams + (("mask",) if with_mask else ()) + ("label", "index")
-  ops = _operations(train=train, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
-                    bidirectional=bidirectional, image_size=_image_size(image_size), views=1, crops=1, scale=scale,
+  ops = operations(train=train, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
+                    bidirectional=bidirectional, image_size=image_size, views=1, crops=1, scale=scale,
                     flip_prob=flip_prob, clip_px=clip_px, flow_scale=flow_scale, rescale_flow=rescale_flow,
                     keys=keys, batch_size=batch_size, drop_remainder=drop_remainder)
   shard_options = shard_options or grain.sharding.NoSharding()
@@ -227,8 +238,8 @@ def make_eval_loader(store_dir, *, split: str = "1", subset: str = "test", batch
   pad = batch_size * shard_options.shard_count
   source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
   keys = streams + (("mask",) if with_mask else ()) + ("label", "index", "view", "valid")
-  ops = _operations(train=False, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
-                    bidirectional=bidirectional, image_size=_image_size(image_size), views=views, crops=crops,
+  ops = operations(train=False, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
+                    bidirectional=bidirectional, image_size=image_size, views=views, crops=crops,
                     scale=(1.0, 1.0), flip_prob=0.0, clip_px=clip_px, flow_scale=flow_scale,
                     rescale_flow=rescale_flow, keys=keys, batch_size=batch_size, drop_remainder=True)
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
