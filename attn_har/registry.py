@@ -16,3 +16,8 @@ def lookup(registry: Mapping[str, Any], name: str, kind: str) -> Any:
   except KeyError:
     valid = ", ".join(sorted(repr(k) for k in registry))
     raise KeyError(f"unknown {kind} {name!r}; valid choices: {valid}") from None
+
+
+def check_choice(choices, name: str, kind: str) -> None:
+  """Raises `lookup`'s KeyError when `name` is not one of `choices` (a sequence of names)."""
+  lookup({c: c for c in choices}, name, kind)

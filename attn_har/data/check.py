@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from attn_har.registry import lookup
+from attn_har.registry import check_choice, lookup
 
 
 def check(c: ml_collections.ConfigDict, stream: str) -> None:
@@ -16,7 +16,7 @@ def check(c: ml_collections.ConfigDict, stream: str) -> None:
     from attn_har.data.stacking import STACKING_MODES  # pylint: disable=import-outside-toplevel
     lookup(DATASETS, c.dataset, "data.dataset (video)")
     lookup(FLOW_METHODS, c.flow_method, "data.flow_method")
-    lookup({s: s for s in STACKING_MODES}, c.stacking, "data.stacking")
+    check_choice(STACKING_MODES, c.stacking, "data.stacking")
     if c.num_frames < 1 or c.flow_length < 1:
       raise ValueError(f"data.num_frames and data.flow_length must be >= 1, got {c.num_frames}, {c.flow_length}")
   if not 0.0 <= c.val_fraction < 1.0:

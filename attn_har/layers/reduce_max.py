@@ -10,6 +10,7 @@ index in the forward pass, as max pooling's gradient does.
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -43,9 +44,7 @@ def _forward(x, axis, keepdims):
 def _backward(axis, keepdims, residuals, g):
   index, shape = residuals
   axes = _axes(len(shape), axis)
-  size = 1
-  for a in axes:
-    size *= shape[a]
+  size = math.prod(shape[a] for a in axes)
   if keepdims:
     g = g.reshape(tuple(n for i, n in enumerate(g.shape) if i not in axes[1:]))
   else:

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from attn_har.attention.variant import VARIANTS
-from attn_har.registry import lookup
+from attn_har.registry import check_choice, lookup
 
 # The batch keys each model.stream reads.
 STREAM_INPUTS = {"image": ("image",), "rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}
@@ -26,24 +26,20 @@ def inputs_of(m: ml_collections.ConfigDict) -> tuple:
   return lookup(STREAM_INPUTS, m.stream, "model.stream")
 
 
-def _choice(value: str, choices, key: str) -> None:
-  lookup({c: c for c in choices}, value, key)
-
-
 def check(m: ml_collections.ConfigDict) -> None:
   """Raises KeyError naming `model.<key>` and its valid choices for an unknown name in the model section."""
   from attn_har.attention import ATTENTION  # pylint: disable=import-outside-toplevel
   from attn_har.backbones import BACKBONES  # pylint: disable=import-outside-toplevel
-  lookup(STREAM_INPUTS, m.stream, "model.stream")
+  inputs_of(m)
   lookup(BACKBONES, m.backbone, "model.backbone")
   lookup({"none": None, **ATTENTION}, m.attention, "model.attention")
-  _choice(m.variant, VARIANTS, "model.variant")
+  check_choice(VARIANTS, m.variant, "model.variant")
   lookup(DTYPES, m.dtype, "model.dtype")
-  _choice(m.lift, LIFTS, "model.lift")
+  check_choice(LIFTS, m.lift, "model.lift")
   if m.stream != "image":
     from attn_har.video.fusion import FUSIONS  # pylint: disable=import-outside-toplevel
     from attn_har.video.lstm import READOUTS  # pylint: disable=import-outside-toplevel
     from attn_har.video.registry import VIDEO_MODELS  # pylint: disable=import-outside-toplevel
     lookup(VIDEO_MODELS, m.temporal, "model.temporal")
     lookup(FUSIONS, m.fusion, "model.fusion")
-    _choice(m.lstm.readout, READOUTS, "model.lstm.readout")
+    check_choice(READOUTS, m.lstm.readout, "model.lstm.readout")

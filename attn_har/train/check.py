@@ -12,7 +12,7 @@ import ml_collections
 
 from attn_har.data import check as data_check
 from attn_har.models import check as model_check
-from attn_har.registry import lookup
+from attn_har.registry import check_choice
 from attn_har.train import optim
 
 COUNTS = ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints")
@@ -23,7 +23,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   model_check.check(config.model)
   data_check.check(config.data, config.model.stream)
   optim.check(config.optim)
-  lookup({"best": "best", "latest": "latest"}, config.init_from.which, "init_from.which")
+  check_choice(("best", "latest"), config.init_from.which, "init_from.which")
   for key in COUNTS:
     if config.train[key] < 1:
       raise ValueError(f"train.{key} must be >= 1, got {config.train[key]}")
