@@ -66,11 +66,10 @@ def smoke_run(tmp_path_factory):
 
 def test_restore_round_trip(smoke_run):
   from attn_har.analysis import restore
-  from attn_har.train import build
   workdir, _, batch, logits = smoke_run
   run = restore(workdir)
   assert run.step == json.loads((workdir / "results.json").read_text())["best_step"]
-  out = jax.jit(lambda v, x: run.model.apply(v, x, False))(run.variables, build.model_inputs(batch, run.config))
+  out = jax.jit(lambda v, b: run.model.apply(v, b, False))(run.variables, batch)
   np.testing.assert_allclose(np.asarray(out["logits"]), logits, rtol=1e-5, atol=1e-5)
   latest = restore(workdir, "latest")
   assert latest.step == run.config.train.num_steps

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from attn_har.analysis import maps, quality, quality_table
-from attn_har.video.temporal_pool import FrameAverage
-from attn_har.video.two_stream import TwoStream
+from attn_har.models.fusion import LearnedFusion
+from attn_har.models.image import ImageModel
+from attn_har.models.temporal import FrameAverage
+from attn_har.models.two_stream import TwoStream
 
 # ----------------------------------------------------------------------------------------------- maps.by_stage
 
@@ -70,15 +72,18 @@ class _TinyFrame(nn.Module):
   """A per-frame classifier with params and BatchNorm statistics: [N, H, W, C] -> [N, 3]."""
 
   @nn.compact
+  def outputs(self, x, train):
+    h = nn.BatchNorm(use_running_average=not train, name="bn")(x).mean(axis=(1, 2))
+    return {"logits": nn.Dense(3, name="head")(h), "features": h}
+
   def __call__(self, x, train):
-    h = nn.BatchNorm(use_running_average=not train, name="bn")(x)
-    return nn.Dense(3, name="head")(h.mean(axis=(1, 2)))
+    return self.outputs(x, train)["logits"]
 
 
 def _two_stream():
   """A real `TwoStream` (learned fusion, so it has params of its own) with distinct values in every leaf."""
-  model = TwoStream(rgb=FrameAverage(_TinyFrame()), flow=FrameAverage(_TinyFrame()), num_classes=3,
-                    fusion_method="learned")
+  model = TwoStream(rgb=FrameAverage(_TinyFrame(), input_key="rgb"), flow=FrameAverage(_TinyFrame(), input_key="flow"),
+                    fusion=LearnedFusion(num_classes=3))
   inputs = {"rgb": jnp.zeros((1, 1, 4, 4, 3)), "flow": jnp.zeros((1, 1, 4, 4, 4))}  # flow: 2L = 4 channels
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), inputs, False))
   rng = np.random.default_rng(0)
@@ -128,9 +133,14 @@ def test_stream_views_of_single_stream_and_image_models():
   views = maps.stream_views(rgb, sub)
   assert list(views) == ["rgb"] and views["rgb"].model is rgb.frame
   _assert_same_tree(views["rgb"].variables, {col: variables[col]["rgb"]["frame"] for col in variables})
+  flow = model.flow   # a single-stream flow model's view reads the 'flow' input
+  sub = {col: {"frame": variables[col]["flow"]["frame"]} for col in variables}
+  assert list(maps.stream_views(flow, sub)) == ["flow"]
+  image = ImageModel(frame=_TinyFrame())
   frame_vars = {col: variables[col]["flow"]["frame"] for col in variables}
-  views = maps.stream_views(model.flow.frame, frame_vars)
-  assert list(views) == ["image"] and views["image"].variables is frame_vars
+  views = maps.stream_views(image, {col: {"frame": v} for col, v in frame_vars.items()})
+  assert list(views) == ["image"] and views["image"].model is image.frame
+  _assert_same_tree(views["image"].variables, frame_vars)
 
 
 # ------------------------------------------------------------------------------- quality: per-frame pairing

@@ -48,14 +48,19 @@ def _module(name, variant, dtype):
   if cls.placement == "head":
     return cls(num_classes=5, num_scales=3, variant=variant, dtype=dtype)
   unit = functools.partial(InvertedResidual, 16, 1, 6, depthwise_impl="grouped", dtype=dtype)
-  # Last of 3 attachment points (residual attention: 0 shortcuts), thesis defaults as in MobileNetV2.
-  return attach.trunk_module(name, variant, {}, 2, 3, unit, dtype, jnp.float32,
-                             thesis_defaults=dict(p=0, t=1))()
+  # Last of 3 attachment points (residual attention: 0 shortcuts), the defaults of a MobileNetV2 host.
+  return attach.Attachment(cls, variant, label=name).trunk("mobilenet", 2, 3, unit=unit, bn_axis_name=None,
+                                                           dtype=dtype, param_dtype=jnp.float32)()
 
 
 def _maps(intermediates):
   flat = traverse_util.flatten_dict(intermediates)
   return {"/".join(k[:-1]): v[0] for k, v in flat.items() if k[-1] == "attention"}
+
+
+def _main_output(y):
+  """A head's logits (heads return {'logits', 'features'}), or a trunk module's feature map."""
+  return y["logits"] if isinstance(y, dict) else y
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,11 +75,12 @@ def _run(name, variant, dtype_name):
     variables = module.init(rngs, *args, False)
     if dtype_name != "float32":  # forward only: gradients are checked in float32
       y, state = module.apply(variables, *args, True, rngs=rngs, mutable=["batch_stats", "intermediates"])
-      return y, {}, _maps(state["intermediates"])
+      return _main_output(y), {}, _maps(state["intermediates"])
 
     def loss(params):
       y, state = module.apply({**variables, "params": params}, *args, True, rngs=rngs,
                               mutable=["batch_stats", "intermediates"])
+      y = _main_output(y)
       return jnp.sum(jnp.sin(y.astype(jnp.float32))), (y, state["intermediates"])
 
     (_, (y, inter)), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])

@@ -6,9 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from attn_har.attention import ATTENTION
 from attn_har.backbones import BACKBONES, MobileNetV2, ResNetV2
+from attn_har.backbones.attach import Attachment
 from attn_har.backbones.mobilenet_v2 import correct_pad, make_divisible
 from attn_har.layers import DepthwiseConv, keras
+
+
+def _mechanism(name, variant="paper"):
+  return Attachment(ATTENTION[name], variant, label=name)
 
 
 def _shapes(module, shape=(1, 224, 224, 3)):
@@ -60,7 +66,7 @@ def test_glorot_uniform_bounds_on_a_real_kernel():
 
 
 def test_mobilenet_v2_shapes_names_and_taps():
-  (out, taps), variables = _shapes(MobileNetV2(attention="l2pa", variant="thesis"))
+  (out, taps), variables = _shapes(MobileNetV2(attention=_mechanism("l2pa", "thesis")))
   assert out.shape == (1, 7, 7, 1280)
   assert {k: v.shape for k, v in taps.items()} == {
       "block_5": (1, 28, 28, 32), "block_12": (1, 14, 14, 96), "block_15": (1, 7, 7, 160)}
@@ -79,7 +85,7 @@ def test_mobilenet_v2_width_multiplier():
 
 
 def test_resnet50_v2_shapes_names_and_taps():
-  (out, taps), variables = _shapes(ResNetV2(depth=50, attention="gate", variant="thesis"))
+  (out, taps), variables = _shapes(ResNetV2(depth=50, attention=_mechanism("gate", "thesis")))
   assert out.shape == (1, 7, 7, 2048)
   assert {k: v.shape for k, v in taps.items()} == {
       "conv2_block3": (1, 28, 28, 256), "conv3_block4": (1, 14, 14, 512), "conv4_block6": (1, 7, 7, 1024)}
@@ -96,25 +102,25 @@ def test_resnet_variants(depth, dim):
 
 
 def test_trunk_attention_attachment_points():
-  _, v = _shapes(MobileNetV2(attention="cbam", variant="thesis"), (1, 32, 32, 3))
+  _, v = _shapes(MobileNetV2(attention=_mechanism("cbam", "thesis")), (1, 32, 32, 3))
   assert {k for k in v["params"] if k.endswith("_cbam")} == {"block_2_cbam", "block_5_cbam", "block_12_cbam"}
-  _, v = _shapes(MobileNetV2(attention="residual", variant="thesis"), (1, 32, 32, 3))
+  _, v = _shapes(MobileNetV2(attention=_mechanism("residual", "thesis")), (1, 32, 32, 3))
   assert {"block_2_residual", "block_5_residual", "block_9_residual"} <= set(v["params"])
   assert not {"block_2", "block_5", "block_9"} & set(v["params"])  # replaced (t=1 trunk)
-  _, v = _shapes(MobileNetV2(attention="cbam", variant="paper"), (1, 32, 32, 3))
+  _, v = _shapes(MobileNetV2(attention=_mechanism("cbam", "paper")), (1, 32, 32, 3))
   assert all("attention" in v["params"][f"block_{i}"] for i in range(17))  # inside every block
-  _, v = _shapes(ResNetV2(depth=50, attention="residual", variant="thesis"), (1, 32, 32, 3))
+  _, v = _shapes(ResNetV2(depth=50, attention=_mechanism("residual", "thesis")), (1, 32, 32, 3))
   assert {k for k in v["params"] if k.endswith("_residual")} == {
       "conv2_block2_residual", "conv3_block3_residual", "conv4_block5_residual"}
   assert set(v["params"]["conv2_block2_residual"]) >= {"trunk0", "trunk1", "mask_conv0", "mask_conv1"}
 
 
 def test_custom_positions_and_bad_positions():
-  (_, taps), _ = _shapes(MobileNetV2(attention="l2pa", attention_positions=("block_3", "block_16")),
+  (_, taps), _ = _shapes(MobileNetV2(attention=_mechanism("l2pa"), attention_positions=("block_3", "block_16")),
                          (1, 32, 32, 3))
   assert {k: v.shape[1:] for k, v in taps.items()} == {"block_3": (4, 4, 32), "block_16": (1, 1, 320)}
   with pytest.raises(ValueError, match=r"unknown attention position\(s\) \['block_17'\]"):
-    _shapes(MobileNetV2(attention="cbam", attention_positions=("block_17",)), (1, 32, 32, 3))
+    _shapes(MobileNetV2(attention=_mechanism("cbam"), attention_positions=("block_17",)), (1, 32, 32, 3))
   with pytest.raises(ValueError, match="unsupported depth 26"):
     _shapes(ResNetV2(depth=26), (1, 32, 32, 3))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from attn_har.attention import ATTENTION
+from attn_har.attention import ATTENTION, CBAM
 from attn_har.inspect import attention_maps
 from attn_har.models import ImageClassifier, build_image_model
 
@@ -136,7 +136,8 @@ def test_residual_model_map_paths():
 def test_build_image_model_routes_keywords():
   m = build_image_model("mobilenet_v2", "cbam", 7, "thesis", alpha=0.5, reduction_ratio=8, dtype=jnp.bfloat16)
   assert isinstance(m, ImageClassifier)
-  assert dict(m.backbone_kwargs) == {"alpha": 0.5} and dict(m.attention_kwargs) == {"reduction_ratio": 8}
+  assert m.backbone.keywords == {"alpha": 0.5} and dict(m.attention.kwargs) == {"reduction_ratio": 8}
+  assert m.attention.cls is CBAM and m.attention.variant == "thesis" and m.attention.label == "cbam"
   assert m.dtype == jnp.bfloat16 and m.num_classes == 7
   with pytest.raises(TypeError, match="'kernel'.*reduction_ratio"):
     build_image_model("mobilenet_v2", "cbam", kernel=3)

@@ -54,12 +54,14 @@ def test_sgd_has_keras_momentum_semantics():
 
 
 class Tiny(nn.Module):
+  """The model protocol at toy size: reads batch['image'], returns {'logits', 'features'}."""
+
   @nn.compact
-  def __call__(self, x, train):
-    x = nn.Conv(4, (3, 3))(x)
+  def __call__(self, batch, train):
+    x = nn.Conv(4, (3, 3))(batch["image"])
     x = nn.BatchNorm(use_running_average=not train)(x)
     x = nn.Dropout(0.3, deterministic=not train)(nn.relu(x))
-    return nn.Dense(3)(x.mean((1, 2)))
+    return {"logits": nn.Dense(3)(x.mean((1, 2))), "features": x.mean((1, 2))}
 
 
 def _setup():
@@ -67,8 +69,8 @@ def _setup():
   tx = make_optimizer(_optim(lr=0.05), make_schedule(_optim(lr=0.05), 100))
   x = jax.random.normal(jax.random.key(0), (8, 6, 6, 2))
   batch = {"image": x, "label": jnp.arange(8) % 3}
-  state = steps.init_state(model, tx, jax.random.key(1), x[:1])
-  step = jax.jit(steps.make_train_step(model, tx, lambda b: b["image"]), donate_argnums=0)
+  state = steps.init_state(model, tx, jax.random.key(1), {"image": x[:1]})
+  step = jax.jit(steps.make_train_step(model, tx), donate_argnums=0)
   return state, batch, step
 
 
@@ -130,7 +132,7 @@ TWO_DEVICE_SCRIPT = textwrap.dedent("""
       from test_train_steps import _optim
       tx = make_optimizer(_optim(lr=0.05), make_schedule(_optim(lr=0.05), 100))
       repl = sharding.replicated(mesh)
-      step = jax.jit(steps.make_train_step(Tiny(), tx, lambda b: b["image"]), donate_argnums=0,
+      step = jax.jit(steps.make_train_step(Tiny(), tx), donate_argnums=0,
                      out_shardings=(repl, repl))
       state = jax.device_put(state, repl)
       batch = sharding.shard_batch(batch, sharding.data_sharding(mesh))
@@ -183,16 +185,16 @@ class DropoutOnly(nn.Module):
   """Logits = Dense(dropout(x)): the loss on a fixed batch changes only with the dropout mask."""
 
   @nn.compact
-  def __call__(self, x, train):
-    return nn.Dense(3)(nn.Dropout(0.5, deterministic=not train)(x))
+  def __call__(self, batch, train):
+    return {"logits": nn.Dense(3)(nn.Dropout(0.5, deterministic=not train)(batch["x"]))}
 
 
 def test_consecutive_steps_on_one_batch_use_different_dropout_masks():
   model, tx = DropoutOnly(), optax.sgd(0.0)   # lr 0: parameters never change, only the dropout key does
   x = jax.random.normal(jax.random.key(0), (16, 32))
   batch = {"x": x, "label": jnp.arange(16) % 3}
-  state = steps.init_state(model, tx, jax.random.key(1), x[:1])
-  step = jax.jit(steps.make_train_step(model, tx, lambda b: b["x"]))
+  state = steps.init_state(model, tx, jax.random.key(1), {"x": x[:1]})
+  step = jax.jit(steps.make_train_step(model, tx))
   s1, m1 = step(state, batch, jax.random.key(2))
   s2, m2 = step(s1, batch, jax.random.key(2))
   jax.tree.map(np.testing.assert_array_equal, s1["params"], s2["params"])
@@ -205,7 +207,8 @@ class TwoHeads(nn.Module):
   """A two-stream-shaped model: {'logits': fused, 'streams': {'rgb', 'flow'}} from two linear streams."""
 
   @nn.compact
-  def __call__(self, x, train):
+  def __call__(self, batch, train):
+    x = batch["x"]
     rgb, flow = nn.Dense(3, name="rgb")(x), nn.Dense(3, name="flow")(x)
     return {"logits": 0.5 * (rgb + flow), "streams": {"rgb": rgb, "flow": flow}}
 
@@ -222,11 +225,11 @@ def test_two_stream_loss_adds_the_weighted_mean_stream_loss(weight, smoothing):
   model, tx = TwoHeads(), optax.sgd(0.0)
   x = jax.random.normal(jax.random.key(0), (6, 4))
   labels = jnp.array([0, 1, 2, 2, 1, 0])
-  state = steps.init_state(model, tx, jax.random.key(1), x[:1])
-  step = jax.jit(steps.make_train_step(model, tx, lambda b: b["x"], stream_loss_weight=weight,
+  state = steps.init_state(model, tx, jax.random.key(1), {"x": x[:1]})
+  step = jax.jit(steps.make_train_step(model, tx, stream_loss_weight=weight,
                                        label_smoothing=smoothing))
   _, m = step(state, {"x": x, "label": labels}, jax.random.key(2))
-  out = model.apply({"params": state["params"]}, x, False)
+  out = model.apply({"params": state["params"]}, {"x": x}, False)
   lab = np.asarray(labels)
   fused, rgb, flow = (_ce(out["logits"], lab, smoothing), _ce(out["streams"]["rgb"], lab, smoothing),
                       _ce(out["streams"]["flow"], lab, smoothing))

@@ -4,12 +4,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import ml_collections
 import pytest
 
-from attn_har.video.fusion import FUSIONS, fit_linear_svm, make_fusion, svm_scores
-from attn_har.video.lifted import LIFT_AXIS, lift
-from attn_har.video.registry import VIDEO_MODELS
-from attn_har.video.two_stream import TwoStream
+from attn_har.models.build import TEMPORAL_MODELS
+from attn_har.models.fusion import FUSIONS, fit_linear_svm, svm_scores
+from attn_har.models.lift import LIFT_AXIS, lift
+from attn_har.models.two_stream import TwoStream
+from attn_har.registry import lookup
 
 K = 4
 
@@ -32,6 +34,11 @@ class TinyFrame(nn.Module):
   @nn.compact
   def features(self, x, train):
     return self.trunk(x, train)
+
+  @nn.compact
+  def outputs(self, x, train):
+    f = self.trunk(x, train)
+    return {"logits": nn.Dense(K, name="head")(f), "features": f}
 
 
 def _clip(seed, t=3, c=3, b=2):
@@ -77,27 +84,31 @@ def test_lift_rejects_bad_mode_and_rank():
     Lift(TinyFrame(), "fold").init(jax.random.key(0), jnp.zeros((2, 3)), False)
 
 
-def _stream(name, mode="fold"):
-  cls = VIDEO_MODELS[name]
+def _stream(name, mode="fold", input_key="rgb"):
+  cls = TEMPORAL_MODELS[name]
+  kw = dict(frame=TinyFrame(), lift_mode=mode, input_key=input_key)
   if name == "average":
-    return cls(frame=TinyFrame(), lift_mode=mode)
+    return cls(**kw)
   if name == "lstm":
-    return cls(frame=TinyFrame(), num_classes=K, hidden=5, num_layers=1, dropout_rate=0.5, lift_mode=mode)
-  return cls(frame=TinyFrame(), num_classes=K, hidden=7, dropout_rate=0.5, lift_mode=mode)
+    return cls(num_classes=K, hidden=5, num_layers=1, dropout_rate=0.5, **kw)
+  return cls(num_classes=K, hidden=7, dropout_rate=0.5, **kw)
 
 
-@pytest.mark.parametrize("name", sorted(VIDEO_MODELS))
+@pytest.mark.parametrize("name", sorted(TEMPORAL_MODELS))
 def test_video_models_shapes_jit_and_dropout(name):
-  m = _stream(name)
+  m = _stream(name, input_key="flow")
+  assert m.inputs == ("flow",) and list(m.frame_models()) == ["flow"]
   x = _clip(2, t=4)
-  v = m.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, False)
-  y = jax.jit(lambda v, x: m.apply(v, x, False))(v, x)
+  v = m.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, {"flow": x}, False)
+  out = jax.jit(lambda v, x: m.apply(v, {"flow": x, "label": 0}, False))(v, x)
+  y, f = out["logits"], out["features"]
   assert y.shape == (2, K) and y.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(y)))
-  f = m.apply(v, x, False, method="features")
-  assert f.ndim == 2 and f.shape[0] == 2
+  assert f.ndim == 2 and f.shape[0] == 2 and f.dtype == jnp.float32
+  with pytest.raises(KeyError, match="flow"):
+    m.apply(v, {"rgb": x}, False)
   # Clips with permuted frames: the frame average is order-free, the LSTM is not.
   xp = x[:, ::-1]
-  yp = m.apply(v, xp, False)
+  yp = m.apply(v, {"flow": xp}, False)["logits"]
   if name in ("average", "attention_pool"):
     np.testing.assert_allclose(y, yp, atol=1e-5)
   else:
@@ -106,16 +117,21 @@ def test_video_models_shapes_jit_and_dropout(name):
     per_frame = Lift(TinyFrame(), "fold").apply({k: {"frame": v[k]["frame"]} for k in v}, x, False)
     np.testing.assert_allclose(y, per_frame.mean(1), atol=1e-5)
   if name == "attention_pool":   # the temporal weights are a distribution over the frames
-    _, inter = m.apply(v, x, False, mutable=["intermediates"])
+    _, inter = m.apply(v, {"flow": x}, False, mutable=["intermediates"])
     a = inter["intermediates"]["temporal_attention"][0]
     assert a.shape == (2, 4)
     np.testing.assert_allclose(a.sum(1), 1.0, atol=1e-6)
     assert float(a.min()) > 0
 
 
+def _fusion(name, weights=(1.0, 2.0)):
+  """The fusion module of `name`, built as `build_model` builds it from a model config section."""
+  cls = lookup(FUSIONS, name, "fusion")
+  return cls(**cls.settings(ml_collections.ConfigDict({"num_classes": K, "fusion_weights": weights})))
+
+
 def _two_stream(fusion, weights=(1.0, 2.0)):
-  return TwoStream(rgb=_stream("average"), flow=_stream("average"), num_classes=K, fusion_method=fusion,
-                   fusion_weights=weights)
+  return TwoStream(rgb=_stream("average"), flow=_stream("average", input_key="flow"), fusion=_fusion(fusion, weights))
 
 
 @pytest.mark.parametrize("fusion", sorted(FUSIONS))
@@ -124,7 +140,10 @@ def test_two_stream_fusions(fusion):
   inputs = {"rgb": _clip(4), "flow": _clip(5, c=4)}
   v = m.init(jax.random.key(0), inputs, False)
   assert {"rgb", "flow"} <= set(v["params"])
+  assert m.inputs == ("rgb", "flow") and m.post_hoc_svm == (fusion == "svm")
+  assert {s: path for s, (path, _) in m.frame_models().items()} == {"rgb": ("rgb", "frame"), "flow": ("flow", "frame")}
   out = m.apply(v, inputs, False)
+  assert out["features"].shape == (2, 12)
   p = jax.nn.softmax(out["logits"])
   np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
   pr, pf = jax.nn.softmax(out["streams"]["rgb"]), jax.nn.softmax(out["streams"]["flow"])
@@ -147,7 +166,7 @@ def test_weighted_fusion_rejects_bad_weights():
   with pytest.raises(ValueError, match="weights"):
     _two_stream("weighted", (1.0, -1.0)).init(jax.random.key(0), {"rgb": _clip(0), "flow": _clip(1)}, False)
   with pytest.raises(KeyError, match="average"):
-    make_fusion("max", K, (1, 1))
+    _fusion("max")
 
 
 def test_linear_svm_separates_and_is_fitted_on_given_data_only():

@@ -1,9 +1,9 @@
 """Attention maps per stage and Grad-CAM for images and clips, for image models and both streams of video models.
 
-Every video model here is a per-frame image model lifted over time (`attn_har.video`): a stream module has a
-`frame` field, and its parameters sit under `<stream>/frame`. `stream_views` cuts those per-frame image models out
-of a (two-stream) video model with their variables, so maps and Grad-CAM of a clip are computed on its T frames as
-a batch, exactly as the lifted model computes them (the thesis did the same, docs/thesis_code.md §5).
+Every model names its per-frame image models (`frame_models()`, the model protocol of `attn_har.models`): a video
+stream's is lifted over time, its parameters under `<stream>/frame`. `stream_views` cuts them out with their
+variables, so maps and Grad-CAM of a clip are computed on its T frames as a batch, exactly as the lifted model
+computes them (the thesis did the same, docs/thesis_code.md §5).
 Grad-CAM then explains the stream's per-frame logit of the class; with frame averaging that is, up to the factor
 1/T, the gradient of the stream's clip logit.
 """
@@ -17,7 +17,6 @@ import numpy as np
 from attn_har.analysis import combine
 
 STAGES = ("early", "medium", "late")
-VIDEO_STREAMS = ("rgb", "flow")
 
 
 class StreamView(NamedTuple):
@@ -67,29 +66,17 @@ def _sub_variables(variables: Any, path: Sequence[str]) -> Dict[str, Any]:
 
 
 def stream_views(model: nn.Module, variables: Any) -> Dict[str, StreamView]:
-  """Per-frame image models of a model.
+  """Per-frame image models of a model, keyed by the batch key each reads.
 
   Args:
-    model: an image model, a single-stream video model (with a `frame` field) or a two-stream model (with `rgb`
-      and `flow` stream fields, each with a `frame` field).
+    model: a model following the model protocol (`frame_models()`), e.g. from `attn_har.models.build_model`.
     variables: the model's variables.
 
   Returns:
-    {'image': view} for an image model, {'rgb': view} for a single-stream video model, {'rgb': .., 'flow': ..}
-    for a two-stream model.
+    {'image': view} for an image model, {'rgb': view} or {'flow': view} for a single-stream video model,
+    {'rgb': .., 'flow': ..} for a two-stream model.
   """
-  if all(isinstance(getattr(model, s, None), nn.Module) for s in VIDEO_STREAMS):
-    views = {}
-    for s in VIDEO_STREAMS:
-      frame = getattr(getattr(model, s), "frame", None)
-      if not isinstance(frame, nn.Module):
-        raise TypeError(f"stream {s!r} of {type(model).__name__} has no per-frame `frame` module")
-      views[s] = StreamView(s, frame, _sub_variables(variables, (s, "frame")))
-    return views
-  frame = getattr(model, "frame", None)
-  if isinstance(frame, nn.Module):
-    return {"rgb": StreamView("rgb", frame, _sub_variables(variables, ("frame",)))}
-  return {"image": StreamView("image", model, variables)}
+  return {s: StreamView(s, frame, _sub_variables(variables, path)) for s, (path, frame) in model.frame_models().items()}
 
 
 def _spatial(m: np.ndarray, n: int, path: str) -> np.ndarray:

@@ -2,10 +2,10 @@
 
   r = restore('runs/synthetic_cbam')            # best checkpoint by validation
   r = restore('runs/synthetic_cbam', 'latest')
-  logits = r.model.apply(r.variables, inputs, False)
+  logits = r.model.apply(r.variables, batch, False)['logits']
 
 The config comes from `<workdir>/config.json` (the fully resolved config, `model.num_classes` filled in), the
-model from `attn_har.train.build.build_model`, the variables from the Orbax checkpoint
+model from `attn_har.models.build_model`, the variables from the Orbax checkpoint
 (`attn_har.train.checkpointing.restore_state`, model state only; the Grain iterator is not read).
 """
 
@@ -22,7 +22,7 @@ class Restored(NamedTuple):
 
   Attributes:
     config: the run's resolved, locked config.
-    model: the flax module (`build_model(config)`).
+    model: the flax module (`build_model(config.model)`).
     variables: {'params', 'batch_stats'?} as jax arrays, ready for `model.apply(variables, x, False)`.
     step: the training step of the checkpoint.
     workdir: the run directory.
@@ -58,12 +58,13 @@ def restore(workdir, which: str = "best", config: Optional[ml_collections.Config
   Returns:
     A `Restored` (config, model, variables, step, workdir).
   """
-  from attn_har.train import build, checkpointing  # pylint: disable=import-outside-toplevel
+  from attn_har.models import build_model  # pylint: disable=import-outside-toplevel
+  from attn_har.train import checkpointing  # pylint: disable=import-outside-toplevel
   workdir = pathlib.Path(workdir)
   if which not in ("best", "latest"):
     raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
   config = load_run_config(workdir) if config is None else config
-  model = build.build_model(config)
+  model = build_model(config.model)
   state = checkpointing.restore_state(workdir, which)
   for key in ("params", "step"):
     if key not in state:

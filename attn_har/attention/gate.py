@@ -1,6 +1,6 @@
 """Attention-gated networks (Schlemper et al., MedIA 2019, arXiv:1808.08114), vector and grid gates."""
 
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -79,6 +79,9 @@ class AttentionGate(nn.Module):
     param_dtype: parameter dtype.
   """
   placement: ClassVar[str] = "head"
+  # The thesis code's ResNet50V2 gates: c_int = 64 and 2048 hidden units (MobileNetV2: the field defaults).
+  family_defaults: ClassVar[Mapping[tuple, Mapping[str, Any]]] = {
+      ("resnet", None): {"inter_channels": 64, "hidden": 2048}}
   num_classes: int = 1000
   num_scales: int = 3
   variant: str = "paper"
@@ -120,15 +123,21 @@ class AttentionGate(nn.Module):
     del train
     return jnp.concatenate(self._parts(taps, out), axis=-1)
 
-  def __call__(self, taps: Sequence[jax.Array], out: jax.Array, train: bool = False) -> jax.Array:
-    """Returns logits [B, K] float32 (thesis: log of the averaged probabilities)."""
+  def __call__(self, taps: Sequence[jax.Array], out: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    """taps: local maps [B, H_s, W_s, C_s]; out: [B, h, w, D].
+
+    Returns {'logits': [B, K] float32 (thesis: log of the averaged probabilities), 'features':
+    concat(GAP(out), pooled gated local features) [B, D + sum_s C_s]}.
+    """
+    del train
     parts = self._parts(taps, out)
+    features = jnp.concatenate(parts, axis=-1)
     if self.variant == "paper":
-      return self.predictions(jnp.concatenate(parts, axis=-1)).astype(jnp.float32)
+      return {"logits": self.predictions(features).astype(jnp.float32), "features": features}
     logits = [self.predictions(parts[0])]
     logits += [head(nn.relu(fc(p))) for fc, head, p in zip(self.fcs, self.heads, parts[1:])]
     log_probs = jnp.stack([jax.nn.log_softmax(z.astype(jnp.float32)) for z in logits])
-    return jax.scipy.special.logsumexp(log_probs, axis=0) - jnp.log(len(logits))
+    return {"logits": jax.scipy.special.logsumexp(log_probs, axis=0) - jnp.log(len(logits)), "features": features}
 
 
 class GridAttentionGate(AttentionGate):

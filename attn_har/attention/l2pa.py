@@ -103,9 +103,10 @@ class LearnToPayAttention(nn.Module):
       parts.append(a.reshape(a.shape[0], -1).astype(self.dtype) if self.variant == "thesis" else g_a)
     return jnp.concatenate(parts, axis=-1)
 
-  def __call__(self, taps: Sequence[jax.Array], out: jax.Array, train: bool = False) -> jax.Array:
-    """Returns logits [B, K] (float32)."""
-    f = self.features(taps, out, train)
+  def __call__(self, taps: Sequence[jax.Array], out: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    """Returns {'logits': [B, K] float32, 'features': the classifier input [B, F]}."""
+    features = self.features(taps, out, train)
+    f = features
     if self.variant == "thesis":
       f = self.dropout(nn.relu(self.fc(f)), deterministic=not train)
-    return self.predictions(f).astype(jnp.float32)
+    return {"logits": self.predictions(f).astype(jnp.float32), "features": features}

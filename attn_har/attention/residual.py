@@ -1,6 +1,6 @@
 """Residual attention module (Wang et al., CVPR 2017, arXiv:1704.06904)."""
 
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import flax.linen as nn
 import jax
@@ -53,6 +53,12 @@ class ResidualAttention(nn.Module):
     param_dtype: parameter dtype.
   """
   placement: ClassVar[str] = "trunk"
+  # The thesis code's MobileNetV2 model replaces blocks 2, 5 and 9 (56x56x24, 28x28x32, 14x14x64) by t=1, p=0
+  # modules; on ResNet it inserts t=2, p=0 modules after the backbone's default trunk positions.
+  family_positions: ClassVar[Mapping[str, tuple[str, ...]]] = {"mobilenet": ("block_2", "block_5", "block_9")}
+  replaces_block: ClassVar[Mapping[str, tuple[str, ...]]] = {"mobilenet": ("thesis",)}
+  family_defaults: ClassVar[Mapping[tuple, Mapping[str, Any]]] = {
+      ("mobilenet", "thesis"): {"p": 0, "t": 1}, ("resnet", "thesis"): {"p": 0, "t": 2}}
   unit: Callable[..., nn.Module] | None = None
   p: int = 1
   t: int = 2
@@ -63,6 +69,13 @@ class ResidualAttention(nn.Module):
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+
+  @staticmethod
+  def at_level(settings: dict, level: int, num_levels: int) -> dict:
+    """Per attachment point: `shortcuts` = num_levels - 1 - level (Wang et al.'s 2, 1, 0) unless set; a tuple
+    `shortcuts` is read per level."""
+    shortcuts = settings.get("shortcuts", num_levels - 1 - level)
+    return {**settings, "shortcuts": shortcuts[level] if isinstance(shortcuts, (tuple, list)) else shortcuts}
 
   def _units(self, x: jax.Array, n: int, prefix: str, train: bool) -> jax.Array:
     for i in range(n):

@@ -1,12 +1,11 @@
 """MobileNetV2 (Sandler et al., CVPR 2018, arXiv:1801.04381), layer for layer as Keras's `MobileNetV2`."""
 
 import functools
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.core import FrozenDict
 
 from attn_har.backbones import attach
 from attn_har.layers import keras
@@ -20,8 +19,7 @@ BLOCK_NAMES = tuple(f"block_{i}" for i in range(len(BLOCKS)))
 
 # Thesis attachment points (docs/thesis_code.md §1).
 HEAD_POSITIONS = ("block_5", "block_12", "block_15")      # L2PA / gates: 28x28x32, 14x14x96, 7x7x160
-TRUNK_POSITIONS = ("block_2", "block_5", "block_12")      # CBAM after these blocks: 56x56x24, 28x28x32, 14x14x96
-RESIDUAL_POSITIONS = ("block_2", "block_5", "block_9")    # residual attention: 56x56x24, 28x28x32, 14x14x64
+TRUNK_POSITIONS = ("block_2", "block_5", "block_12")      # trunk modules after: 56x56x24, 28x28x32, 14x14x96
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -94,17 +92,16 @@ class MobileNetV2(nn.Module):
   """MobileNetV2 feature extractor (Keras structure, BN eps 1e-3 / momentum 0.999, glorot-uniform kernels).
 
   Names follow Keras: Conv1, bn_Conv1, block_0 .. block_16 (expand, depthwise, project + BNs), Conv_1,
-  Conv_1_bn. Takes any number of input channels. Attention (see `attn_har.backbones.attach`): 'head' modules get
-  taps at HEAD_POSITIONS; thesis CBAM goes after TRUNK_POSITIONS; paper CBAM inside every block; residual
-  attention at RESIDUAL_POSITIONS, replacing the block with a t=1, p=0 module (thesis) or inserted after it
-  with p=1, t=2 (paper), its units being stride-1 inverted residual blocks of the same width.
+  Conv_1_bn. Takes any number of input channels. Attention (`attn_har.backbones.attach.Attachment`): 'head'
+  modules get taps at HEAD_POSITIONS; 'after' modules (thesis CBAM, paper residual attention) go after
+  TRUNK_POSITIONS or the mechanism's own `family_positions`; 'replace' modules (thesis residual attention)
+  replace those blocks; 'inside' modules (paper CBAM) sit in every block. A trunk module's `unit` is a stride-1
+  inverted residual block of the same width.
 
   Attributes:
     alpha: width multiplier.
-    attention: name in `ATTENTION` or None.
-    attention_positions: block names ('block_0' .. 'block_16'); None for the thesis's attachment points.
-    attention_kwargs: keyword arguments of the trunk attention modules.
-    variant: 'paper' or 'thesis'.
+    attention: the attention mechanism (`Attachment`) or None.
+    attention_positions: block names ('block_0' .. 'block_16'); None for the defaults.
     depthwise_impl: 'auto' (shifted multiply-adds on CPU, grouped conv elsewhere), 'shifted' or 'grouped'.
     bn_axis_name: mapped axis (e.g. `nn.vmap`'s time axis) whose elements share BatchNorm batch statistics.
     dtype: compute dtype.
@@ -112,10 +109,8 @@ class MobileNetV2(nn.Module):
   """
   family: ClassVar[str] = "mobilenet"
   alpha: float = 1.0
-  attention: str | None = None
+  attention: attach.Attachment | None = None
   attention_positions: tuple[str, ...] | None = None
-  attention_kwargs: Mapping[str, Any] = FrozenDict()
-  variant: str = "paper"
   depthwise_impl: str = "auto"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
@@ -123,16 +118,16 @@ class MobileNetV2(nn.Module):
 
   def positions(self) -> tuple[str, ...]:
     """The block names where attention attaches (empty without attention)."""
-    where = attach.placement(self.attention, self.variant)
+    if self.attention is None:
+      return ()
     if self.attention_positions is not None:
       return attach.check_positions(self.attention_positions, BLOCK_NAMES, "mobilenet_v2")
-    if where is None:
-      return ()
+    where = self.attention.where(self.family)
     if where == "head":
       return HEAD_POSITIONS
     if where == "inside":
       return BLOCK_NAMES
-    return RESIDUAL_POSITIONS if self.attention == "residual" else TRUNK_POSITIONS
+    return self.attention.default_positions(self.family) or TRUNK_POSITIONS
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -140,9 +135,8 @@ class MobileNetV2(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     bn = functools.partial(keras.batch_norm, train, keras.MOBILENET_BN, axis_name=self.bn_axis_name, **kw)
     blk = dict(depthwise_impl=self.depthwise_impl, bn_axis_name=self.bn_axis_name, **kw)
-    where = attach.placement(self.attention, self.variant)
+    where = None if self.attention is None else self.attention.where(self.family)
     positions = self.positions()
-    replace = where == "after" and self.attention == "residual" and self.variant == "thesis"
 
     x = keras.Conv(make_divisible(32 * self.alpha), (3, 3), (2, 2), correct_pad(x.shape[1:3], 3),
                    use_bias=False, name="Conv1", **kw)(x)
@@ -153,18 +147,18 @@ class MobileNetV2(nn.Module):
       block = functools.partial(InvertedResidual, filters, stride, expansion, **blk)
       here = name in positions
       level = positions.index(name) if here else -1
-      unit = functools.partial(InvertedResidual, x.shape[-1], 1, 6, **blk)
-      if here and replace:
+      if here and where == "replace":
         if stride != 1 or x.shape[-1] != filters:
-          raise ValueError(f"mobilenet_v2: thesis residual attention replaces a stride-1 block of unchanged "
-                           f"width; {name} has stride {stride}, {x.shape[-1]} -> {filters} channels")
-        x = self._trunk(level, len(positions), unit, f"{name}_residual", dict(p=0, t=1))(x, train)
+          raise ValueError(f"mobilenet_v2: {self.attention.label} replaces a stride-1 block of unchanged width; "
+                           f"{name} has stride {stride}, {x.shape[-1]} -> {filters} channels")
+        unit = functools.partial(InvertedResidual, filters, 1, 6, **blk)
+        x = self._trunk(level, len(positions), unit)(name=f"{name}_{self.attention.label}")(x, train)
         continue
-      inner = self._trunk(level, len(positions), None, None) if here and where == "inside" else None
+      inner = self._trunk(level, len(positions), None) if here and where == "inside" else None
       x = block(attention=inner, name=name)(x, train)
       if here and where == "after":
         unit = functools.partial(InvertedResidual, filters, 1, 6, **blk)
-        x = self._trunk(level, len(positions), unit, f"{name}_{self.attention}", dict(p=0))(x, train)
+        x = self._trunk(level, len(positions), unit)(name=f"{name}_{self.attention.label}")(x, train)
       if here and where == "head":
         taps[name] = x
 
@@ -173,6 +167,6 @@ class MobileNetV2(nn.Module):
     x = relu6(bn(name="Conv_1_bn")(x))
     return x, taps
 
-  def _trunk(self, level: int, num_levels: int, unit, name: str | None, thesis_defaults: Mapping | None = None):
-    return attach.trunk_module(self.attention, self.variant, self.attention_kwargs, level, num_levels, unit,
-                               self.dtype, self.param_dtype, self.bn_axis_name, name, thesis_defaults)
+  def _trunk(self, level: int, num_levels: int, unit) -> Callable[..., nn.Module]:
+    return self.attention.trunk(self.family, level, num_levels, unit=unit, bn_axis_name=self.bn_axis_name,
+                                dtype=self.dtype, param_dtype=self.param_dtype)

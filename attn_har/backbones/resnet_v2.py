@@ -6,12 +6,11 @@ use pre-activation basic blocks with the same stack layout (not in Keras; extra 
 """
 
 import functools
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax.core import FrozenDict
 
 from attn_har.backbones import attach
 from attn_har.layers import keras
@@ -110,7 +109,7 @@ def default_positions(depth: int, where: str | None) -> tuple[str, ...]:
   """Thesis attachment points generalised to any depth (docs/thesis_code.md §1 for depth 50).
 
   'head': the last block of conv2..conv4 (conv2_block3, conv3_block4, conv4_block6 at depth 50);
-  'after': the block before it (conv2_block2, conv3_block3, conv4_block5: before the strided block);
+  'after' / 'replace': the block before it (conv2_block2, conv3_block3, conv4_block5: before the strided block);
   'inside': every block.
   """
   counts = DEPTHS[depth][1]
@@ -125,38 +124,43 @@ def default_positions(depth: int, where: str | None) -> tuple[str, ...]:
 class ResNetV2(nn.Module):
   """Pre-activation ResNet feature extractor (BN eps 1.001e-5 / momentum 0.99, glorot-uniform kernels).
 
-  Takes any number of input channels. Attention (see `attn_har.backbones.attach`): 'head' modules get taps at
-  the last block of conv2..conv4; CBAM (thesis) and residual attention (both variants) are inserted after the
-  block before those; paper CBAM goes inside every block. Residual attention units are stride-1 blocks of the
-  same kind and width; the thesis uses p=0, t=2, r=1 and a mask head as wide as the trunk (4f).
+  Takes any number of input channels. Attention (`attn_har.backbones.attach.Attachment`): 'head' modules get
+  taps at the last block of conv2..conv4; trunk modules (thesis CBAM, residual attention) are inserted after the
+  block before those (or the mechanism's own `family_positions`); paper CBAM goes inside every block. A trunk
+  module's `unit` is a stride-1 block of the same kind and width ('replace' is treated as 'after': a ResNet
+  block is kept).
 
   Attributes:
     depth: 18, 34, 50 or 101.
-    attention: name in `ATTENTION` or None.
-    attention_positions: block names (e.g. 'conv3_block4'); None for the thesis's attachment points.
-    attention_kwargs: keyword arguments of the trunk attention modules.
-    variant: 'paper' or 'thesis'.
+    attention: the attention mechanism (`Attachment`) or None.
+    attention_positions: block names (e.g. 'conv3_block4'); None for the defaults.
     bn_axis_name: mapped axis (e.g. `nn.vmap`'s time axis) whose elements share BatchNorm batch statistics.
     dtype: compute dtype.
     param_dtype: parameter dtype.
   """
   family: ClassVar[str] = "resnet"
   depth: int = 50
-  attention: str | None = None
+  attention: attach.Attachment | None = None
   attention_positions: tuple[str, ...] | None = None
-  attention_kwargs: Mapping[str, Any] = FrozenDict()
-  variant: str = "paper"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+
+  def _where(self) -> str | None:
+    if self.attention is None:
+      return None
+    where = self.attention.where(self.family)
+    return "after" if where == "replace" else where
 
   def positions(self) -> tuple[str, ...]:
     """The block names where attention attaches (empty without attention)."""
     if self.depth not in DEPTHS:
       raise ValueError(f"resnet_v2: unsupported depth {self.depth}; valid choices: {sorted(DEPTHS)}")
+    if self.attention is None:
+      return ()
     if self.attention_positions is not None:
       return attach.check_positions(self.attention_positions, block_names(self.depth), f"resnet{self.depth}_v2")
-    return default_positions(self.depth, attach.placement(self.attention, self.variant))
+    return self.attention.default_positions(self.family) or default_positions(self.depth, self._where())
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -164,7 +168,7 @@ class ResNetV2(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     blk = dict(bn_axis_name=self.bn_axis_name, **kw)
     positions = self.positions()
-    where = attach.placement(self.attention, self.variant)
+    where = self._where()
     kind, counts = DEPTHS[self.depth]
     block_cls, expand = (PreActBottleneck, 4) if kind == "bottleneck" else (PreActBasic, 1)
 
@@ -179,16 +183,16 @@ class ResNetV2(nn.Module):
         conv_shortcut = j == 0 and (kind == "bottleneck" or x.shape[-1] != filters)
         here = name in positions
         level = positions.index(name) if here else -1
-        inner = self._trunk(level, len(positions), None, None) if here and where == "inside" else None
+        inner = self._trunk(level, len(positions), None) if here and where == "inside" else None
         x = block_cls(filters, stride, conv_shortcut, inner, name=name, **blk)(x, train)
         if here and where == "after":
           unit = functools.partial(block_cls, x.shape[-1] // expand, 1, False, **blk)
-          x = self._trunk(level, len(positions), unit, f"{name}_{self.attention}")(x, train)
+          x = self._trunk(level, len(positions), unit)(name=f"{name}_{self.attention.label}")(x, train)
         if here and where == "head":
           taps[name] = x
     x = nn.relu(keras.batch_norm(train, keras.RESNET_BN, name="post_bn", axis_name=self.bn_axis_name, **kw)(x))
     return x, taps
 
-  def _trunk(self, level: int, num_levels: int, unit, name: str | None):
-    return attach.trunk_module(self.attention, self.variant, self.attention_kwargs, level, num_levels, unit,
-                               self.dtype, self.param_dtype, self.bn_axis_name, name, dict(p=0, t=2))
+  def _trunk(self, level: int, num_levels: int, unit) -> Callable[..., nn.Module]:
+    return self.attention.trunk(self.family, level, num_levels, unit=unit, bn_axis_name=self.bn_axis_name,
+                                dtype=self.dtype, param_dtype=self.param_dtype)

@@ -13,7 +13,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.model = ml_collections.ConfigDict(dict(
       stream="image",              # 'image' | 'rgb' | 'flow' | 'two_stream'
-      temporal="average",          # VIDEO_MODELS key (video streams only)
+      temporal="average",          # TEMPORAL_MODELS key (video streams only)
       backbone="mobilenet_v2",
       attention="none",            # ATTENTION key, 'none' = plain backbone
       variant="paper",
@@ -22,7 +22,7 @@ def base_config() -> ml_collections.ConfigDict:
       num_classes=0,               # 0 = from the data
       fusion="average",            # FUSIONS key (two-stream only)
       fusion_weights=(1.0, 2.0),   # ('rgb', 'flow') for fusion='weighted'
-      lift="auto",                 # 'auto' | 'vmap' | 'fold' (attn_har.video.lifted)
+      lift="auto",                 # 'auto' | 'vmap' | 'fold' (attn_har.models.lift)
       lstm=dict(hidden=512, num_layers=3, dropout=0.5, readout="last"),
       pool=dict(hidden=128, dropout=0.0),
       svm=dict(c=1.0, steps=300),

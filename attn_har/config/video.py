@@ -4,8 +4,8 @@ Arguments (comma separated, see `attn_har.config.args`):
   smoke               tiny widths, few frames, a few steps: exercises the whole run in seconds.
   split=N             official split ('1', '2', '3').
   stream=S            'two_stream' (default), 'rgb' or 'flow' (stream-only training).
-  temporal=M          per-stream temporal model, a key of `attn_har.video.registry.VIDEO_MODELS`.
-  fusion=F            a key of `attn_har.video.fusion.FUSIONS`.
+  temporal=M          per-stream temporal model, a key of `attn_har.models.build.TEMPORAL_MODELS`.
+  fusion=F            a key of `attn_har.models.fusion.FUSIONS`.
   backbone=B          a key of `attn_har.backbones.BACKBONES`.
   attention=A         a key of `attn_har.attention.ATTENTION`, or 'none'.
   store=DIR, root=DIR the pre-processed clip store / the raw dataset folder.

@@ -1,7 +1,7 @@
 """Checks of the `model` config section, run before any work; each error names the valid choices.
 
 Also the one table of model-level names the config uses: `STREAM_INPUTS`, `DTYPES` (config name -> jnp dtype) and
-`LIFTS` ('auto' picks 'vmap' or 'fold', `attn_har.train.build.lift_mode`).
+`LIFTS` ('auto' is 'vmap', `attn_har.models.build.lift_mode`).
 """
 
 import jax.numpy as jnp
@@ -14,11 +14,6 @@ from attn_har.registry import check_choice, lookup
 STREAM_INPUTS = {"image": ("image",), "rgb": ("rgb",), "flow": ("flow",), "two_stream": ("rgb", "flow")}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 LIFTS = ("auto", "vmap", "fold")
-
-
-def attention_name(name: str) -> str | None:
-  """The config's attention string as the model zoo names it ('none' or '' -> None)."""
-  return None if name in ("none", "") else name
 
 
 def inputs_of(m: ml_collections.ConfigDict) -> tuple:
@@ -37,9 +32,9 @@ def check(m: ml_collections.ConfigDict) -> None:
   lookup(DTYPES, m.dtype, "model.dtype")
   check_choice(LIFTS, m.lift, "model.lift")
   if m.stream != "image":
-    from attn_har.video.fusion import FUSIONS  # pylint: disable=import-outside-toplevel
-    from attn_har.video.lstm import READOUTS  # pylint: disable=import-outside-toplevel
-    from attn_har.video.registry import VIDEO_MODELS  # pylint: disable=import-outside-toplevel
-    lookup(VIDEO_MODELS, m.temporal, "model.temporal")
+    from attn_har.models.build import TEMPORAL_MODELS  # pylint: disable=import-outside-toplevel
+    from attn_har.models.fusion import FUSIONS  # pylint: disable=import-outside-toplevel
+    from attn_har.models.lstm import READOUTS  # pylint: disable=import-outside-toplevel
+    lookup(TEMPORAL_MODELS, m.temporal, "model.temporal")
     lookup(FUSIONS, m.fusion, "model.fusion")
     check_choice(READOUTS, m.lstm.readout, "model.lstm.readout")

@@ -1,7 +1,6 @@
 """Training: one linear `train.train_and_evaluate(config, workdir)` and the pieces it uses.
 
 Modules (import them directly; nothing is imported here):
-  build          `build_model(config) -> nn.Module`, `model_inputs(batch, config)`.
   data           dataset preparation (synthetic store generation, real-data checks) and the loaders.
   schedule       `SCHEDULES`: learning-rate schedules (the thesis's Keras inverse-time decay, cosine, constant).
   optim          `OPTIMIZERS`: SGD with Keras momentum semantics, AdamW.

@@ -2,11 +2,12 @@
 
 State is a dict {'params', 'batch_stats', 'opt_state', 'step'}; `make_train_step` returns
 `train_step(state, batch, rng) -> (state, metrics)` (jit it with the state donated) where the dropout key of step
-t is `fold_in(rng, t)`, so a resumed run replays exactly. Models return logits [B, K] or {'logits': fused,
-'streams': {name: [B, K]}}; with streams the loss is CE(fused) + stream_loss_weight * mean_s CE(stream s).
+t is `fold_in(rng, t)`, so a resumed run replays exactly. Models follow the model protocol of `attn_har.models`:
+`model.apply(variables, batch, train)` returns {'logits': [B, K], 'features': [B, D], 'streams'?: {name: [B, K]}};
+with streams the loss is CE(fused) + stream_loss_weight * mean_s CE(stream s).
 """
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import flax.linen as nn
 import jax
@@ -14,13 +15,6 @@ import jax.numpy as jnp
 import optax
 
 State = Dict[str, Any]
-
-
-def as_outputs(out: Any) -> Dict[str, Any]:
-  """Normalises a model output to {'logits': [B, K], 'streams': {...}}."""
-  if isinstance(out, dict):
-    return {"logits": out["logits"], "streams": dict(out.get("streams", {}))}
-  return {"logits": out, "streams": {}}
 
 
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: float = 0.0) -> jnp.ndarray:
@@ -40,17 +34,18 @@ def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarra
   return (rank < k).astype(jnp.float32)
 
 
-def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array, inputs: Any) -> State:
-  """Initial state from a sample input (parameters from `rng`, dropout key derived from it)."""
+def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
+               batch: Dict[str, Any]) -> State:
+  """Initial state from a sample batch (parameters from `rng`, dropout key derived from it)."""
   p_rng, d_rng = jax.random.split(rng)
-  variables = model.init({"params": p_rng, "dropout": d_rng}, inputs, False)
+  variables = model.init({"params": p_rng, "dropout": d_rng}, batch, False)
   params = variables["params"]
   return {"params": params, "batch_stats": variables.get("batch_stats", {}), "opt_state": tx.init(params),
           "step": jnp.zeros((), jnp.int32)}
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, input_fn: Callable[[Dict], Any], *,
-                    stream_loss_weight: float = 1.0, label_smoothing: float = 0.0):
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *, stream_loss_weight: float = 1.0,
+                    label_smoothing: float = 0.0):
   """Returns the pure `train_step(state, batch, rng) -> (new_state, metrics)`."""
 
   def train_step(state: State, batch: Dict[str, jnp.ndarray], rng: jax.Array) -> Tuple[State, Dict]:
@@ -60,13 +55,13 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, input_fn
 
     def loss_fn(params):
       if has_bn:
-        out, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, input_fn(batch), True,
+        out, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]}, batch, True,
                                    rngs={"dropout": step_rng}, mutable=["batch_stats"])
       else:
-        out, updates = model.apply({"params": params}, input_fn(batch), True, rngs={"dropout": step_rng}), {}
-      out = as_outputs(out)
+        out, updates = model.apply({"params": params}, batch, True, rngs={"dropout": step_rng}), {}
       fused = jnp.mean(cross_entropy(out["logits"], labels, label_smoothing))
-      stream_losses = {s: jnp.mean(cross_entropy(l, labels, label_smoothing)) for s, l in out["streams"].items()}
+      stream_losses = {s: jnp.mean(cross_entropy(l, labels, label_smoothing))
+                       for s, l in out.get("streams", {}).items()}
       loss = fused
       if stream_losses and stream_loss_weight:
         loss = loss + stream_loss_weight * sum(stream_losses.values()) / len(stream_losses)
@@ -87,15 +82,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, input_fn
   return train_step
 
 
-def make_eval_step(model: nn.Module, input_fn: Callable[[Dict], Any], method: str | None = None):
-  """Returns the pure `eval_step(variables, batch) -> outputs` ({'logits', 'streams'}, or features [B, D])."""
+def make_eval_step(model: nn.Module):
+  """Returns the pure `eval_step(variables, batch) -> outputs`: the model's outputs in inference mode, float32."""
 
   def eval_step(variables: Dict[str, Any], batch: Dict[str, jnp.ndarray]):
     v = {k: val for k, val in variables.items() if k in ("params", "batch_stats") and jax.tree.leaves(val)}
-    if method is not None:
-      return model.apply(v, input_fn(batch), False, method=method).astype(jnp.float32)
-    out = as_outputs(model.apply(v, input_fn(batch), False))
-    return {"logits": out["logits"].astype(jnp.float32),
-            "streams": {s: l.astype(jnp.float32) for s, l in out["streams"].items()}}
+    return jax.tree.map(lambda x: x.astype(jnp.float32), model.apply(v, batch, False))
 
   return eval_step

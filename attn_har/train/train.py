@@ -22,14 +22,14 @@ import time
 from typing import Any, Dict
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
 from attn_har.compile_cache import CompileClock
 from attn_har.config.loader import config_to_json
-from attn_har.train import bn_calibration, build, checkpointing, data, evaluate, metrics_log, progress, sharding, steps
+from attn_har.models import build_model, sample_batch
+from attn_har.train import bn_calibration, checkpointing, data, evaluate, metrics_log, progress, sharding, steps
 from attn_har.train.check import check_config
 from attn_har.train.optim import make_optimizer
 from attn_har.train.schedule import make_schedule
@@ -45,15 +45,6 @@ class NonFiniteLossError(FloatingPointError):
 def _log(text: str) -> None:
   if jax.process_index() == 0:
     print(text, flush=True)
-
-
-def sample_inputs(config: ml_collections.ConfigDict, batch: int = 1) -> Any:
-  """Zero inputs of the model's input shapes (for initialisation)."""
-  c, s = config.data, config.data.image_size
-  shapes = {"image": lambda: (batch, s, s, 3), "rgb": lambda: (batch, c.num_frames, s, s, 3),
-            "flow": lambda: (batch, c.num_frames, s, s, 2 * c.flow_length)}
-  arrays = {k: jnp.zeros(shapes[k](), jnp.float32) for k in build.input_keys(config)}
-  return build.model_inputs(arrays, config)
 
 
 def _init_sources(config: ml_collections.ConfigDict):
@@ -79,10 +70,10 @@ def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
   path.write_text("".join(r + "\n" for r in rows))
 
 
-def _svm_results(config, model, variables, run_data, in_fn) -> Dict[str, Any]:
+def _svm_results(config, eval_step, variables, run_data) -> Dict[str, Any]:
   """Linear SVM on pooled two-stream features, fitted on TRAIN videos only, scored on test."""
-  from attn_har.video.fusion import fit_linear_svm, svm_scores
-  feature_step = jax.jit(steps.make_eval_step(model, in_fn, method="features"))
+  from attn_har.models.fusion import fit_linear_svm, svm_scores
+  feature_step = lambda v, b: eval_step(v, b)["features"]
   train = evaluate.collect_features(feature_step, variables, run_data.eval("train"))
   test = evaluate.collect_features(feature_step, variables, run_data.eval("test"))
   svm = fit_linear_svm(train["features"], train["label"], config.model.num_classes, c=config.model.svm.c,
@@ -123,18 +114,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   sharding.check_batch_size(config.train.batch_size, mesh)
   sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
   batch_sharding, repl = sharding.data_sharding(mesh), sharding.replicated(mesh)
-  model = build.build_model(config)
+  model = build_model(config.model)
   schedule = make_schedule(config.optim, config.train.num_steps)
   tx = make_optimizer(config.optim, schedule)
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   # Initialisation runs once: compile it without XLA's backend optimisations (much faster to compile on CPU).
-  init = jax.jit(lambda r: steps.init_state(model, tx, r, sample_inputs(config)), out_shardings=repl)
+  init = jax.jit(lambda r: steps.init_state(model, tx, r, sample_batch(config)), out_shardings=repl)
   state = init.lower(init_rng).compile(FAST_COMPILE)(init_rng)
-  in_fn = lambda b: build.model_inputs(b, config)
-  train_step = jax.jit(steps.make_train_step(model, tx, in_fn, stream_loss_weight=config.train.stream_loss_weight,
+  train_step = jax.jit(steps.make_train_step(model, tx, stream_loss_weight=config.train.stream_loss_weight,
                                              label_smoothing=config.train.label_smoothing),
                        donate_argnums=0, out_shardings=(repl, repl))
-  eval_step = jax.jit(steps.make_eval_step(model, in_fn))
+  eval_step = jax.jit(steps.make_eval_step(model))
   shard_options = None
   if jax.process_count() > 1:
     import grain
@@ -222,8 +212,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
                                    "clip_top1": r["clip"]["top1"]} for s, r in test["streams"].items()}
     results["test_streams"]["fused"] = {"top1": test["video"]["top1"], "top5": test["video"]["top5"],
                                         "clip_top1": test["clip"]["top1"]}
-  if config.model.stream == "two_stream" and config.model.fusion == "svm":
-    results["test_svm"] = _svm_results(config, model, state, run_data, in_fn)
+  if getattr(model, "post_hoc_svm", False):
+    results["test_svm"] = _svm_results(config, eval_step, state, run_data)
     results["test_average"] = dict(results["test"])
     results["test"].update(top1=results["test_svm"]["top1"], top5=results["test_svm"]["top5"])
   results["wall_seconds_this_run"] = time.time() - t0

@@ -9,14 +9,19 @@ probabilities back and cross-entropy on it is the fused model's loss.
   'learned'  a trained linear layer over the concatenated per-stream log-softmax scores, initialised to the
              average fusion's ranking (each block 0.5 x identity, zero bias).
   'svm'      the paper's "by SVM": a linear one-vs-rest SVM fitted post hoc on pooled clip features of the TRAIN
-             split only (`fit_linear_svm`); during training and validation it behaves like 'average'.
+             split only (`fit_linear_svm`); during training and validation it behaves like 'average'
+             (`SVMFusion.post_hoc_svm` tells the trainer to fit it).
+
+A fusion class reads its own settings from the model config section (`settings(m)`), so adding one touches its
+class and `FUSIONS` only.
 """
 
-from typing import Dict, Sequence
+from typing import Any, ClassVar, Dict, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
@@ -35,6 +40,13 @@ def _log_weighted_softmax(logits: Dict[str, jnp.ndarray], weights: Sequence[floa
 
 class AverageFusion(nn.Module):
   """log of the mean of the streams' softmax scores."""
+  post_hoc_svm: ClassVar[bool] = False
+
+  @classmethod
+  def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """Constructor arguments read from the model config section."""
+    del m
+    return {}
 
   def __call__(self, logits: Dict[str, jnp.ndarray]) -> jnp.ndarray:
     return _log_weighted_softmax(logits, (1.0,) * len(STREAMS))
@@ -47,6 +59,11 @@ class WeightedFusion(nn.Module):
     weights: one non-negative weight per stream in the order ('rgb', 'flow'); normalised to sum 1.
   """
   weights: Sequence[float] = (1.0, 2.0)
+  post_hoc_svm: ClassVar[bool] = False
+
+  @classmethod
+  def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
+    return {"weights": tuple(m.fusion_weights)}
 
   def __call__(self, logits: Dict[str, jnp.ndarray]) -> jnp.ndarray:
     return _log_weighted_softmax(logits, self.weights)
@@ -59,6 +76,11 @@ class LearnedFusion(nn.Module):
     num_classes: K.
   """
   num_classes: int
+  post_hoc_svm: ClassVar[bool] = False
+
+  @classmethod
+  def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
+    return {"num_classes": m.num_classes}
 
   @nn.compact
   def __call__(self, logits: Dict[str, jnp.ndarray]) -> jnp.ndarray:
@@ -68,23 +90,17 @@ class LearnedFusion(nn.Module):
     return nn.Dense(k, kernel_init=init, bias_init=nn.initializers.zeros, name="dense")(x)
 
 
+class SVMFusion(AverageFusion):
+  """'average' during training and validation; the trainer then fits the post-hoc linear SVM (`fit_linear_svm`)."""
+  post_hoc_svm: ClassVar[bool] = True
+
+
 FUSIONS = {
     "average": AverageFusion,
     "weighted": WeightedFusion,
     "learned": LearnedFusion,
-    "svm": AverageFusion,
+    "svm": SVMFusion,
 }
-
-
-def make_fusion(method: str, num_classes: int, weights: Sequence[float], name: str = "fusion") -> nn.Module:
-  """Builds the fusion module for `method` (a key of `FUSIONS`)."""
-  from attn_har.registry import lookup
-  cls = lookup(FUSIONS, method, "fusion")
-  if cls is WeightedFusion:
-    return cls(weights=tuple(weights), name=name)
-  if cls is LearnedFusion:
-    return cls(num_classes=num_classes, name=name)
-  return cls(name=name)
 
 
 def fit_linear_svm(features: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0,

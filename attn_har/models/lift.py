@@ -1,7 +1,7 @@
 """A per-frame image module lifted over the time axis of a clip.
 
-`lift(frame, x, train)` applies an image module (input [B, H, W, C]) to every frame of a clip [B, T, H, W, C] with the same
-parameters and returns the per-frame outputs stacked on axis 1 ([B, T, ...]). Two equivalent lifts:
+`lift(frame, x, train)` applies an image module (input [B, H, W, C]) to every frame of a clip [B, T, H, W, C] with
+the same parameters and returns the per-frame outputs stacked on axis 1 ([B, T, ...]). Two equivalent lifts:
 
   'vmap': `nn.vmap` over axis 1: `train` is passed positionally (`in_axes=(1, None)`; flax drops keyword
       arguments of a vmapped call), parameters and BatchNorm statistics are shared (`variable_axes` None), sown
@@ -18,6 +18,7 @@ Either way the parameter tree under the field name equals the 2-D module's, so i
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 LIFT_AXIS = "time"
@@ -25,7 +26,7 @@ LIFT_MODES = ("vmap", "fold")
 
 
 def lift(frame: nn.Module, x: jnp.ndarray, train: bool, method: str = "__call__", mode: str = "fold") -> Any:
-  """Applies `getattr(frame, method)(., train)` to every frame of x [B, T, ...]; returns [B, T, ...].
+  """Applies `getattr(frame, method)(., train)` to every frame of x [B, T, ...]; returns [B, T, ...] (per leaf).
 
   Call it inside a parent module's method with a submodule as `frame`; its parameters stay at the submodule's path.
   """
@@ -34,7 +35,7 @@ def lift(frame: nn.Module, x: jnp.ndarray, train: bool, method: str = "__call__"
   if mode == "fold":
     b, t = x.shape[:2]
     y = getattr(frame, method)(x.reshape((b * t,) + x.shape[2:]), train)
-    return y.reshape((b, t) + y.shape[1:])
+    return jax.tree.map(lambda v: v.reshape((b, t) + v.shape[1:]), y)
   if mode == "vmap":
     lifted = nn.vmap(
         lambda m, xs, tr: getattr(m, method)(xs, tr),

@@ -5,20 +5,27 @@ sequence; a linear classifier reads the last step (the thesis's code: 3 x LSTM(5
 per-step logits (Yue-Hei Ng et al. average the per-step predictions).
 """
 
-import flax.linen as nn
-import jax.numpy as jnp
+from typing import Any, Dict
 
-from attn_har.video.lifted import lift
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from attn_har.models.check import DTYPES
+from attn_har.models.lift import lift
+from attn_har.models.temporal import StreamModel
 
 READOUTS = ("last", "mean")
 
 
-class CNNLSTM(nn.Module):
+class CNNLSTM(StreamModel):
   """Frame CNN features -> `num_layers` x LSTM(hidden) -> Dense(K).
 
   Attributes:
     frame: per-frame image model with `features(x, train) -> [B, D]`; its own classifier head is not used.
     num_classes: K.
+    input_key: the batch key of the clip ('rgb' or 'flow').
     hidden: LSTM units per layer.
     num_layers: stacked LSTM layers.
     dropout_rate: dropout after every LSTM layer.
@@ -28,12 +35,18 @@ class CNNLSTM(nn.Module):
   """
   frame: nn.Module
   num_classes: int
+  input_key: str = "rgb"
   hidden: int = 512
   num_layers: int = 3
   dropout_rate: float = 0.5
   readout: str = "last"
   lift_mode: str = "fold"
-  dtype: jnp.dtype = jnp.float32
+  dtype: Any = jnp.float32
+
+  @classmethod
+  def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
+    return {"num_classes": m.num_classes, "hidden": m.lstm.hidden, "num_layers": m.lstm.num_layers,
+            "dropout_rate": m.lstm.dropout, "readout": m.lstm.readout, "dtype": DTYPES[m.dtype]}
 
   def setup(self):
     if self.readout not in READOUTS:
@@ -43,20 +56,19 @@ class CNNLSTM(nn.Module):
     self.dropout = nn.Dropout(self.dropout_rate)
     self.head = nn.Dense(self.num_classes, dtype=self.dtype, name="head")
 
-  def sequence(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+  def sequence(self, x: jax.Array, train: bool) -> jax.Array:
     """x [B, T, H, W, C] -> LSTM outputs [B, T, hidden]."""
     h = lift(self.frame, x, train, "features", self.lift_mode)
     for layer in self.layers:
       h = self.dropout(layer(h), deterministic=not train)
     return h
 
-  def features(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """x [B, T, H, W, C] -> the last LSTM output [B, hidden] (float32)."""
-    return self.sequence(x, train)[:, -1].astype(jnp.float32)
-
-  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    """x [B, T, H, W, C] -> logits [B, K] (float32)."""
-    h = self.sequence(x, train)
+  def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
+    """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': the last LSTM output [B, hidden]}."""
+    h = self.sequence(self.clip(batch), train)
+    features = h[:, -1].astype(jnp.float32)
     if self.readout == "last":
-      return self.head(h[:, -1]).astype(jnp.float32)
-    return jnp.mean(self.head(h).astype(jnp.float32), axis=1)
+      logits = self.head(h[:, -1]).astype(jnp.float32)
+    else:
+      logits = jnp.mean(self.head(h).astype(jnp.float32), axis=1)
+    return {"logits": logits, "features": features}

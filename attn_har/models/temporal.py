@@ -1,0 +1,109 @@
+"""Per-stream video classifiers: a per-frame image model lifted over time plus a temporal aggregation.
+
+`FrameAverage` averages per-frame logits over time (the two-stream paper's per-stream score; TSN's average
+consensus). `TemporalAttentionPool` learns a softmax weighting of the frames' pooled features (the thesis's outlook,
+§7: attention over time as well as space) and sows the weights as 'temporal_attention' [B, T]. `CNNLSTM` is in
+`attn_har.models.lstm`.
+
+Every stream model follows the model protocol (`attn_har.models`): it reads its clip [B, T, H, W, C] from
+`batch[input_key]` and returns {'logits': [B, K] float32, 'features': [B, D] float32}; its per-frame image model
+is the field `frame` (`frame_models()`).
+"""
+
+from typing import Any, Dict
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from attn_har.models.check import DTYPES
+from attn_har.models.lift import lift
+
+
+class StreamModel(nn.Module):
+  """What the stream models share: the input key, the frame model, the lift and `frame_models`."""
+
+  def clip(self, batch: Dict[str, jax.Array]) -> jax.Array:
+    if self.input_key not in batch:
+      raise KeyError(f"batch lacks {self.input_key!r} needed by {type(self).__name__}; has {sorted(batch)}")
+    return batch[self.input_key]
+
+  @property
+  def inputs(self) -> tuple[str, ...]:
+    """The batch keys this model reads."""
+    return (self.input_key,)
+
+  def frame_models(self) -> Dict[str, tuple[tuple[str, ...], nn.Module]]:
+    """{stream: (variable path of the per-frame image model, the module)}."""
+    return {self.input_key: (("frame",), self.frame)}
+
+  @classmethod
+  def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
+    """Constructor arguments read from the model config section (beyond frame, input_key, lift_mode)."""
+    del m
+    return {}
+
+
+class FrameAverage(StreamModel):
+  """Clip logits = mean over frames of the frame model's logits; features = mean of the frames' features.
+
+  Attributes:
+    frame: per-frame image classifier with `outputs(x [B, H, W, C], train) -> {'logits', 'features'}`.
+    input_key: the batch key of the clip ('rgb' or 'flow').
+    lift_mode: 'vmap' or 'fold' (`attn_har.models.lift`).
+  """
+  frame: nn.Module
+  input_key: str = "rgb"
+  lift_mode: str = "fold"
+
+  def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
+    """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': [B, D]} (float32)."""
+    out = lift(self.frame, self.clip(batch), train, "outputs", self.lift_mode)
+    return {k: jnp.mean(v.astype(jnp.float32), axis=1) for k, v in out.items()}
+
+
+class TemporalAttentionPool(StreamModel):
+  """Soft attention over frames: a_t = softmax_t(w^T tanh(W h_t + b)), clip feature = sum_t a_t h_t.
+
+  Attributes:
+    frame: per-frame image model with `features(x, train) -> [B, D]`; its own classifier head is not used.
+    num_classes: K.
+    input_key: the batch key of the clip ('rgb' or 'flow').
+    hidden: width of the scoring MLP.
+    dropout_rate: dropout on the pooled feature before the classifier.
+    lift_mode: 'vmap' or 'fold'.
+    dtype: compute dtype of the scoring MLP and classifier (the softmax runs in float32).
+  """
+  frame: nn.Module
+  num_classes: int
+  input_key: str = "rgb"
+  hidden: int = 128
+  dropout_rate: float = 0.0
+  lift_mode: str = "fold"
+  dtype: Any = jnp.float32
+
+  @classmethod
+  def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
+    return {"num_classes": m.num_classes, "hidden": m.pool.hidden, "dropout_rate": m.pool.dropout,
+            "dtype": DTYPES[m.dtype]}
+
+  def setup(self):
+    self.score_hidden = nn.Dense(self.hidden, dtype=self.dtype, name="score_hidden")
+    self.score = nn.Dense(1, dtype=self.dtype, name="score")
+    self.dropout = nn.Dropout(self.dropout_rate)
+    self.head = nn.Dense(self.num_classes, dtype=self.dtype, name="head")
+
+  def pooled(self, x: jax.Array, train: bool) -> jax.Array:
+    """x [B, T, H, W, C] -> attention-pooled clip features [B, D] (float32)."""
+    h = lift(self.frame, x, train, "features", self.lift_mode)             # [B, T, D]
+    e = self.score(jnp.tanh(self.score_hidden(h)))[..., 0]                 # [B, T]
+    a = jax.nn.softmax(e.astype(jnp.float32), axis=1)
+    self.sow("intermediates", "temporal_attention", a)
+    return jnp.einsum("bt,btd->bd", a, h.astype(jnp.float32))
+
+  def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
+    """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': [B, D]} (float32)."""
+    features = self.pooled(self.clip(batch), train)
+    logits = self.head(self.dropout(features, deterministic=not train)).astype(jnp.float32)
+    return {"logits": logits, "features": features}
