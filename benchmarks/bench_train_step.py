@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from attn_har.config.loader import load_config
-from attn_har.train import build, steps
+from attn_har.models import build_model
+from attn_har.train import steps
 from attn_har.train.optim import make_optimizer
 from attn_har.train.schedule import make_schedule
 
@@ -27,15 +28,14 @@ def bench(stream: str, attention: str, a) -> tuple:
   c = load_config(f"configs/synthetic_baseline.py:stream={stream},attention={attention},alpha={a.alpha},"
                   f"size={a.size},frames={a.frames},batch={a.batch}")
   c.model.num_classes = 10
-  model = build.build_model(c)
+  model = build_model(c.model)
   tx = make_optimizer(c.optim, make_schedule(c.optim, 100))
   b, t, s, l2 = a.batch, a.frames, a.size, 2 * c.data.flow_length
   key = jax.random.key(0)
   batch = {"rgb": jax.random.normal(key, (b, t, s, s, 3)), "flow": jax.random.normal(key, (b, t, s, s, l2)),
            "label": jnp.arange(b) % 10}
-  in_fn = lambda x: build.model_inputs(x, c)
-  state = jax.jit(lambda r: steps.init_state(model, tx, r, in_fn({k: v[:1] for k, v in batch.items()})))(key)
-  step = jax.jit(steps.make_train_step(model, tx, in_fn), donate_argnums=0)
+  state = jax.jit(lambda r: steps.init_state(model, tx, r, {k: v[:1] for k, v in batch.items()}))(key)
+  step = jax.jit(steps.make_train_step(model, tx), donate_argnums=0)
   t0 = time.perf_counter()
   state, m = step(state, batch, key)
   jax.block_until_ready(m)
