@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from attn_har.data import datasets, preprocess, quantize, stacking, store
+from attn_har.data import clip_pool, datasets, preprocess, quantize, stacking, store
 from attn_har.data import splits as split_lists
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_worker_crash_fails_only_clips_in_flight(tmp_path):
   settings = {"flow": "farneback", "clip_px": 20.0, "stacking": "consecutive", "length": 1,
               "bidirectional": False, "frames": 3, "size": [16, 16]}
   results = []
-  preprocess.run_pool(specs, 1, (_CrashingSource(), settings, str(tmp_path), 1, 1 << 20), results.append)
+  clip_pool.run_pool(specs, 1, (_CrashingSource(), settings, str(tmp_path), 1, 1 << 20), results.append)
   status = {r[1]["id"] if r[0] == "ok" else r[1]: r[0] for r in results}
   assert status == {"a": "ok", "crash": "error", "c": "ok", "d": "ok"}
   assert all(store.clip_done(tmp_path, c) for c in "acd") and not store.clip_done(tmp_path, "crash")
