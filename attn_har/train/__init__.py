@@ -2,7 +2,6 @@
 
 Modules (import them directly; nothing is imported here):
   build          `build_model(config) -> nn.Module`, `model_inputs(batch, config)`.
-  data           dataset preparation (synthetic store generation, real-data checks) and the loaders.
   schedule       `SCHEDULES`: learning-rate schedules (the thesis's Keras inverse-time decay, cosine, constant).
   optim          `OPTIMIZERS`: SGD with Keras momentum semantics, AdamW.
   steps          pure `train_step` / `eval_step`.
