@@ -20,6 +20,7 @@ from attn_har.data import pipeline
 from attn_har.data import quantize
 from attn_har.data import store
 from attn_har.data import synthetic
+from attn_har.data.clip_options import ClipOptions
 
 
 def build_store(root: str, num_clips: int) -> None:
@@ -61,8 +62,8 @@ def npz_read_speed(root: str, repeats: int = 50):
 
 def loader_speed(root: str, workers: int, batches: int, batch_size: int = 8):
   t0 = time.perf_counter()
-  with pipeline.make_loader(root, batch_size=batch_size, num_frames=8, flow_length=5, image_size=112, seed=0,
-                            workers=workers, prefetch=2, to_device=False) as it:
+  with pipeline.make_loader(root, ClipOptions(num_frames=8, flow_length=5, image_size=112),
+                            batch_size=batch_size, seed=0, workers=workers, prefetch=2, to_device=False) as it:
     next(it)
     first = time.perf_counter() - t0
     t = time.perf_counter()

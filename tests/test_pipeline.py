@@ -8,6 +8,7 @@ from attn_har.data import pipeline
 from attn_har.data import sampling
 from attn_har.data import store
 from attn_har.data import transforms
+from attn_har.data.clip_options import ClipOptions
 
 N, F, H, W, L, CLASSES = 12, 8, 24, 32, 3, 3
 U0, V0 = 140, 60  # flow codes: u = U0 + clip, v = V0 + 8 * source frame of the pair
@@ -85,8 +86,8 @@ def _take(it, n):
 
 def test_train_batches_align_streams_labels_crops_and_flips(store_dir):
   ids = store.ClipStore(store_dir).ids("1", "train")
-  with pipeline.make_loader(store_dir, batch_size=4, num_frames=3, image_size=16, seed=5, rescale_flow=False,
-                            prefetch=2, to_device=False) as it:
+  with pipeline.make_loader(store_dir, ClipOptions(num_frames=3, image_size=16, rescale_flow=False),
+                            batch_size=4, seed=5, prefetch=2, to_device=False) as it:
     batches = _take(it, 10)  # 40 items: 4 epochs of 10 clips
   seen, flips = [], set()
   for batch in batches:
@@ -106,43 +107,44 @@ def test_train_batches_align_streams_labels_crops_and_flips(store_dir):
 def test_workers_keep_alignment(store_dir):
   """Two Grain worker processes (spawned: ~5-15 s on the shared 2-core machine, mostly importing grain/jax)."""
   ids = store.ClipStore(store_dir).ids("1", "train")
-  with pipeline.make_loader(store_dir, batch_size=4, num_frames=2, image_size=12, seed=2, workers=2,
-                            rescale_flow=False, prefetch=0, to_device=False) as it:
+  with pipeline.make_loader(store_dir, ClipOptions(num_frames=2, image_size=12, rescale_flow=False),
+                            batch_size=4, seed=2, workers=2, prefetch=0, to_device=False) as it:
     batches = _take(it, 3)
   clips = [_check_item(batch, b, ids, 2)[0] for batch in batches for b in range(4)]
   assert len(set(clips)) >= 8  # two workers share the shuffled epoch, no clip repeated before the others
 
 
 def test_same_seed_same_batches_and_orbax_resume(store_dir, tmp_path):
-  kwargs = dict(batch_size=3, num_frames=2, image_size=12, seed=9, prefetch=2)
-  with pipeline.make_loader(store_dir, **kwargs) as it:
+  clip = ClipOptions(num_frames=2, image_size=12)
+  kwargs = dict(batch_size=3, seed=9, prefetch=2)
+  with pipeline.make_loader(store_dir, clip, **kwargs) as it:
     full = [{k: np.asarray(v) for k, v in b.items()} for b in _take(it, 7)]
-  with pipeline.make_loader(store_dir, **dict(kwargs, seed=10)) as other:
+  with pipeline.make_loader(store_dir, clip, **dict(kwargs, seed=10)) as other:
     assert not np.array_equal(np.asarray(next(other)["rgb"]), full[0]["rgb"])
   mngr = ocp.CheckpointManager(tmp_path / "ckpt", item_names=("data",))
-  with pipeline.make_loader(store_dir, **kwargs) as it:
+  with pipeline.make_loader(store_dir, clip, **kwargs) as it:
     first = _take(it, 3)  # the prefetch thread has read ahead by now
     mngr.save(3, args=ocp.args.Composite(data=pipeline.iterator_save_args(it)))
     mngr.wait_until_finished()
-  with pipeline.make_loader(store_dir, **kwargs) as fresh:
+  with pipeline.make_loader(store_dir, clip, **kwargs) as fresh:
     mngr.restore(3, args=ocp.args.Composite(data=pipeline.iterator_restore_args(fresh)))
     rest = _take(fresh, 4)
   for got, want in zip(first + rest, full):
     for key in want:
       np.testing.assert_array_equal(np.asarray(got[key]), want[key])
   # standalone helpers, synchronous iterator
-  with pipeline.make_loader(store_dir, **dict(kwargs, prefetch=0, to_device=False)) as it:
+  with pipeline.make_loader(store_dir, clip, **dict(kwargs, prefetch=0, to_device=False)) as it:
     _take(it, 5)
     pipeline.save_iterator(tmp_path / "it", it)
-  with pipeline.make_loader(store_dir, **dict(kwargs, prefetch=0, to_device=False)) as it:
+  with pipeline.make_loader(store_dir, clip, **dict(kwargs, prefetch=0, to_device=False)) as it:
     pipeline.restore_iterator(tmp_path / "it", it)
     np.testing.assert_array_equal(next(it)["rgb"], full[5]["rgb"])
 
 
 def test_eval_enumerates_every_view_once_with_padding(store_dir):
   ids = store.ClipStore(store_dir).ids("1", "train")
-  with pipeline.make_eval_loader(store_dir, subset="train", batch_size=7, num_frames=2, image_size=12, views=2,
-                                 crops=3, rescale_flow=False, prefetch=0, to_device=False) as it:
+  with pipeline.make_eval_loader(store_dir, ClipOptions(num_frames=2, image_size=12, rescale_flow=False),
+                                 subset="train", batch_size=7, views=2, crops=3, prefetch=0, to_device=False) as it:
     batches = list(it)
     assert len(batches) == len(it) == 9  # 10 clips x 6 views = 60 items -> 9 batches of 7, 3 padding rows
   valid = np.concatenate([b["valid"] for b in batches])
@@ -162,8 +164,8 @@ def test_eval_enumerates_every_view_once_with_padding(store_dir):
     # views 0-2 share temporal view 0, 3-5 temporal view 1; crops 0/1/2 are left/centre/right.
     assert starts[k, 0] == starts[k, 1] == starts[k, 2] != starts[k, 3] == starts[k, 4] == starts[k, 5]
     assert ramps[k, 0] < ramps[k, 1] < ramps[k, 2]
-  with pipeline.make_eval_loader(store_dir, subset="test", batch_size=4, num_frames=2, image_size=12,
-                                 prefetch=0, to_device=False) as it:
+  with pipeline.make_eval_loader(store_dir, ClipOptions(num_frames=2, image_size=12), subset="test",
+                                 batch_size=4, prefetch=0, to_device=False) as it:
     (batch,) = list(it)
   np.testing.assert_array_equal(batch["valid"], [1, 1, 0, 0])
   np.testing.assert_array_equal(batch["label"][:2], [_label(10), _label(11)])
@@ -171,18 +173,18 @@ def test_eval_enumerates_every_view_once_with_padding(store_dir):
 
 def test_single_stream_options(store_dir):
   ids = store.ClipStore(store_dir).ids("1", "train")
-  with pipeline.make_loader(store_dir, batch_size=2, num_frames=4, image_size=8, streams=("rgb",), seed=0,
-                            prefetch=0, to_device=False) as it:
+  with pipeline.make_loader(store_dir, ClipOptions(num_frames=4, image_size=8), batch_size=2, streams=("rgb",),
+                            seed=0, prefetch=0, to_device=False) as it:
     batch = next(it)
   assert set(batch) == {"rgb", "mask", "label", "index"}
   for b in range(2):
     _check_item(batch, b, ids, 4, flow_length=0)
-  with pipeline.make_loader(store_dir, batch_size=2, num_frames=4, image_size=8, streams=("flow",), seed=0,
-                            with_mask=False, prefetch=0, to_device=False) as it:
+  with pipeline.make_loader(store_dir, ClipOptions(num_frames=4, image_size=8), batch_size=2, streams=("flow",),
+                            seed=0, with_mask=False, prefetch=0, to_device=False) as it:
     batch = next(it)
   assert set(batch) == {"flow", "label", "index"} and batch["flow"].shape == (2, 4, 8, 8, 2 * L)
   with pytest.raises(ValueError, match="streams"):
-    pipeline.make_loader(store_dir, batch_size=2, num_frames=4, streams=("depth",))
+    pipeline.make_loader(store_dir, ClipOptions(num_frames=4), batch_size=2, streams=("depth",))
 
 
 def test_flip_negates_u_only_and_mirrors():
@@ -214,7 +216,7 @@ def test_view_indices():
 
 
 def test_too_long_flow_stack_names_the_clip(store_dir):
-  with pipeline.make_loader(store_dir, batch_size=2, num_frames=2, flow_length=F, image_size=8,
+  with pipeline.make_loader(store_dir, ClipOptions(num_frames=2, flow_length=F, image_size=8), batch_size=2,
                             prefetch=0, to_device=False) as it:
     with pytest.raises(ValueError, match="too few for flow stacks"):
       next(it)
@@ -226,13 +228,13 @@ def test_analysis_clip_from_file_equals_the_evaluation_pipeline(store_dir):
   from attn_har.analysis import clips
   config = ml_collections.ConfigDict(dict(
       model=dict(stream="two_stream"),
-      data=dict(num_frames=3, flow_length=2, stacking="consecutive", image_size=16)))
+      data=dict(num_frames=3, flow_length=2, stacking="consecutive", image_size=16, crop_scale=(0.5, 1.0),
+                flip_prob=0.5)))
   s = store.ClipStore(store_dir)
   clip_id = s.ids("1", "test")[0]
   got = clips.clip_from_file(store_dir / s.entry(clip_id)["file"], config, label=s.entry(clip_id)["label"])
-  it = pipeline.make_eval_loader(store_dir, split="1", subset="test", batch_size=1, num_frames=3, flow_length=2,
-                                 stacking="consecutive", image_size=16, streams=("rgb", "flow"), prefetch=0,
-                                 to_device=False)
+  it = pipeline.make_eval_loader(store_dir, ClipOptions.from_config(config.data), split="1", subset="test",
+                                 batch_size=1, streams=("rgb", "flow"), prefetch=0, to_device=False)
   want = next(iter(it))
   assert int(want["index"][0]) == 0
   for key in ("rgb", "flow", "mask"):

@@ -1,4 +1,5 @@
-"""The pre-processing CLI: parallel, resumable after SIGKILL, bad clips reported, manifest rebuilt from files."""
+"""Pre-processing (`prepare.build_store` and its CLI): parallel, resumable after SIGKILL, bad clips reported, manifest
+rebuilt from files."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import time
 
 import numpy as np
 
-from attn_har.data import datasets, preprocess, quantize, stacking, store
+from attn_har.config.loader import load_config
+from attn_har.data import clip_pool, datasets, prepare, preprocess, quantize, stacking, store
 from attn_har.data import splits as split_lists
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -167,7 +169,29 @@ def test_worker_crash_fails_only_clips_in_flight(tmp_path):
   settings = {"flow": "farneback", "clip_px": 20.0, "stacking": "consecutive", "length": 1,
               "bidirectional": False, "frames": 3, "size": [16, 16]}
   results = []
-  preprocess.run_pool(specs, 1, (_CrashingSource(), settings, str(tmp_path), 1, 1 << 20), results.append)
+  clip_pool.run_pool(specs, 1, (_CrashingSource(), settings, str(tmp_path), 1, 1 << 20), results.append)
   status = {r[1]["id"] if r[0] == "ok" else r[1]: r[0] for r in results}
   assert status == {"a": "ok", "crash": "error", "c": "ok", "d": "ok"}
   assert all(store.clip_done(tmp_path, c) for c in "acd") and not store.clip_done(tmp_path, "crash")
+
+
+def test_build_store_function_equals_the_cli(tmp_path, monkeypatch):
+  """`prepare.build_store` (a function of a source and settings) writes the bytes `python -m ...preprocess` does."""
+  source = datasets.Synthetic(num_classes=2, clips_per_class=3, size=16, num_frames=5, seed=1)
+  settings = prepare.store_settings(source, flow_method="farneback", stacking_mode="anchored", length=2)
+  result = prepare.build_store(source, settings, tmp_path / "fn", workers=0, progress=False)
+  assert (result.clips, result.new, result.failures, result.status()) == (6, 6, [], 0)
+  cmd = [sys.executable, "-m", "attn_har.data.preprocess", "--dataset", "synthetic", "--out", str(tmp_path / "cli"),
+         "--flow", "farneback", "--stacking", "anchored", "--length", "2", "--synthetic-classes", "2",
+         "--synthetic-clips-per-class", "3", "--synthetic-size", "16", "--synthetic-frames", "5", "--seed", "1",
+         "--workers", "0", "--no-progress"]
+  r = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                     timeout=120)
+  assert r.returncode == 0, r.stderr
+  files = lambda d: {p.relative_to(d): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+  assert files(tmp_path / "fn") == files(tmp_path / "cli") and len(files(tmp_path / "cli")) == 13
+  # A run's default store of the synthetic config is named by its source class.
+  monkeypatch.setenv("ATTN_HAR_CACHE", str(tmp_path / "cache"))
+  c = load_config(f"{REPO}/configs/synthetic_cbam.py:smoke").data
+  assert prepare.default_store(c) == tmp_path / "cache" / "stores" / (
+      "synthetic-v2-k3-n5-s32-t6-seed0-farneback_small-consecutive-L2")

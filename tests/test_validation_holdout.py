@@ -1,12 +1,11 @@
-"""The validation hold-out of a store without a 'val' subset (`train.data.split_store`): validation clips leave the
+"""The validation hold-out of a store without a 'val' subset (`data.prepare.split_store`): validation clips leave the
 training set, every class keeps training clips, the test subset is untouched, and the view is deterministic."""
 
 import json
 
 import pytest
 
-from attn_har.data import store
-from attn_har.train import data
+from attn_har.data import prepare, store
 
 CLASSES = ["a", "b", "c", "d"]
 # Class d has a single training clip: it must stay in training.
@@ -28,7 +27,7 @@ def _store(tmp_path, splits=None):
 
 def test_holdout_moves_validation_clips_out_of_training(tmp_path):
   root = _store(tmp_path)
-  view = data.split_store(root, "1", 0.25, tmp_path / "run")
+  view = prepare.split_store(root, "1", 0.25, tmp_path / "run")
   assert view != root
   s = store.ClipStore(view)
   train, val, test = s.ids("1", "train"), s.ids("1", "val"), s.ids("1", "test")
@@ -46,11 +45,11 @@ def test_holdout_moves_validation_clips_out_of_training(tmp_path):
 
 def test_holdout_is_deterministic_and_keeps_a_store_val_subset(tmp_path):
   root = _store(tmp_path)
-  a = store.ClipStore(data.split_store(root, "1", 0.25, tmp_path / "r1")).ids("1", "val")
-  b = store.ClipStore(data.split_store(root, "1", 0.25, tmp_path / "r2")).ids("1", "val")
+  a = store.ClipStore(prepare.split_store(root, "1", 0.25, tmp_path / "r1")).ids("1", "val")
+  b = store.ClipStore(prepare.split_store(root, "1", 0.25, tmp_path / "r2")).ids("1", "val")
   assert a == b
   with_val = _store(tmp_path / "v", {"1": {"train": TRAIN[:-2], "val": TRAIN[-2:], "test": TEST}})
-  assert data.split_store(with_val, "1", 0.25, tmp_path / "r3") == with_val
-  assert data.split_store(root, "1", 0.0, tmp_path / "r4") == root
+  assert prepare.split_store(with_val, "1", 0.25, tmp_path / "r3") == with_val
+  assert prepare.split_store(root, "1", 0.0, tmp_path / "r4") == root
   with pytest.raises(KeyError, match="valid splits"):
-    data.split_store(root, "7", 0.25, tmp_path / "r5")
+    prepare.split_store(root, "7", 0.25, tmp_path / "r5")

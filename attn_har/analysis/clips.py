@@ -26,16 +26,22 @@ def streams_of(config: ml_collections.ConfigDict) -> tuple:
   return inputs_of(config.model)
 
 
+def clip_options(config: ml_collections.ConfigDict, num_frames: Optional[int] = None):
+  """The run's `ClipOptions` (`config.data`), with `num_frames` frames per clip when given."""
+  from attn_har.data.clip_options import ClipOptions  # pylint: disable=import-outside-toplevel
+  return ClipOptions.from_config(config.data, num_frames=num_frames or config.data.num_frames)
+
+
 def run_store(config: ml_collections.ConfigDict, workdir) -> pathlib.Path:
   """The clip store a run evaluated on: its split view when it made one, else the config's store.
 
   A missing synthetic store is regenerated (deterministically, the same bytes); a missing real store raises.
   """
-  view = pathlib.Path(workdir) / "split_view"
+  from attn_har.data import prepare  # pylint: disable=import-outside-toplevel
+  view = pathlib.Path(workdir) / prepare.VIEW_DIR
   if (view / "manifest.json").is_file():
     return view
-  from attn_har.train import data  # pylint: disable=import-outside-toplevel
-  return data.prepare_store(config, log=lambda *_: None)
+  return prepare.prepare_store(config, log=lambda *_: None)
 
 
 def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test", count: Optional[int] = None,
@@ -54,10 +60,9 @@ def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test",
   store = run_store(config, workdir)
   ids = ClipStore(store).ids(config.data.split, subset)
   c = config.data
-  it = pipeline.make_eval_loader(store, split=c.split, subset=subset, batch_size=1,
-                                 num_frames=num_frames or c.num_frames, flow_length=c.flow_length,
-                                 stacking=c.stacking, image_size=c.image_size, views=1, crops=1, workers=0,
-                                 streams=streams_of(config), with_mask=None, prefetch=0, to_device=False)
+  it = pipeline.make_eval_loader(store, clip_options(config, num_frames), split=c.split, subset=subset,
+                                 batch_size=1, views=1, crops=1, workers=0, streams=streams_of(config),
+                                 with_mask=None, prefetch=0, to_device=False)
   out = []
   for batch in it:
     if count is not None and len(out) >= count:
@@ -73,9 +78,11 @@ def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test",
 
 def _raw_from_video(path: pathlib.Path, config: ml_collections.ConfigDict) -> Dict:
   from attn_har.data import decode, flow, quantize, sampling, stacking  # pylint: disable=import-outside-toplevel
+  from attn_har.data.datasets import DATASETS  # pylint: disable=import-outside-toplevel
+  from attn_har.registry import lookup  # pylint: disable=import-outside-toplevel
   c = config.data
   frames = decode.read_frames(str(path))
-  count = c.synthetic.num_frames if c.dataset == "synthetic" else c.store_frames
+  count = lookup(DATASETS, c.dataset, "data.dataset").store_frames(c)
   frames = frames[sampling.uniform_indices(len(frames), min(count, len(frames)))]
   pairs = stacking.required_pairs(len(frames), c.flow_length, c.stacking, False)
   fields = flow.compute_pairs(flow.make_solver(c.flow_method), frames, pairs)
@@ -110,15 +117,13 @@ def clip_from_file(path, config: ml_collections.ConfigDict, num_frames: Optional
   else:
     raise ValueError(f"unsupported clip file {path}: use a clip-store .npz or a video ({', '.join(VIDEO_SUFFIXES)})")
   from attn_har.data import quantize  # pylint: disable=import-outside-toplevel
-  c = config.data
   clip_px = raw.pop("clip_px") or quantize.DEFAULT_CLIP_PX
   element = dict(raw, frames=int(raw["rgb"].shape[0]), label=label, id=str(path))
   streams = streams_of(config)
   if "flow" not in streams:
     element = {k: v for k, v in element.items() if k not in ("flow", "pairs")}
-  flow_length = c.flow_length if "flow" in streams else 0
-  ops = pipeline.operations(train=False, num_frames=num_frames or c.num_frames, flow_length=flow_length,
-                            stacking=c.stacking, bidirectional=False, image_size=c.image_size, clip_px=clip_px)
+  opts = clip_options(config, num_frames).replace(clip_px=clip_px).for_store({}, streams)  # no flow: L = 0
+  ops = pipeline.operations(opts, train=False)
   rng = np.random.default_rng(0)
   for op in ops:
     element = op.random_map(element, rng) if hasattr(op, "random_map") else op.map(element)

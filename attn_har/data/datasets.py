@@ -12,14 +12,25 @@ and loads the T sampled frames of one clip. Store ids are relative paths ('Class
                subset unless it changes the per-class test count.
   'synthetic'  `attn_har.data.synthetic.SyntheticActions`; split '1' = its train/val/test.
 
+What differs per dataset is an attribute or method of its class, so no caller compares names:
+  help                  the raw-data layout, for the message when a store is missing.
+  generated             True when the clips are generated from settings (no raw data): a run builds a missing store.
+  from_args(args)       the source the preprocess CLI's arguments name.
+  from_config(c)        (generated sources) the source the `data` config section `c` describes.
+  store_frames(c)       frames T per clip of the store that the `data` config section `c` describes.
+  store_tag(c)          the default store folder name for `c` (`attn_har.data.prepare.default_store`).
+  default_frames        T when --frames is not given.
+  frame_size(size)      the stored frame size [H, W] for a requested one.
+
 Frames are sampled uniformly (⌊k·N/T⌋ over the N decoded frames) and resized while decoding with
 `decode.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
 """
 
+import argparse
 import dataclasses
 import hashlib
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -58,10 +69,32 @@ class _VideoSource:
   """Shared loading for file-based sources."""
 
   name = ""
+  help = FOLDER_HELP
+  generated = False
+  default_frames = 25
   classes: List[str]
   clips: List[ClipSpec]
   missing: List[ClipSpec]
   _splits: Dict[str, Dict[str, List[str]]]
+
+  @classmethod
+  def from_args(cls, args: argparse.Namespace) -> "_VideoSource":
+    """The source at --root (official splits from --split-dir when given)."""
+    return cls(_root_of(args), split_dir=args.split_dir)
+
+  @staticmethod
+  def store_frames(c: Any) -> int:
+    """Frames per clip of the store that the `data` config section `c` describes (`c.store_frames`)."""
+    return c.store_frames
+
+  @staticmethod
+  def store_tag(c: Any) -> str:
+    """'<dataset>-t<frames>-s<size>-<flow>-<stacking>-L<length>' for the `data` config section `c`."""
+    return f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
+
+  def frame_size(self, size: Sequence[int]) -> List[int]:
+    """The stored frame size [H, W]: the requested one."""
+    return [int(s) for s in size]
 
   def splits(self, present: Sequence[str]) -> Dict[str, Dict[str, List[str]]]:
     """The dataset's splits restricted to the ids in `present`."""
@@ -86,6 +119,12 @@ class _VideoSource:
     frames = decode.read_frames(spec.path, size)
     idx = sampling.uniform_indices(len(frames), count)
     return frames[idx], None, len(frames), idx
+
+
+def _root_of(args: argparse.Namespace) -> str:
+  if not args.root:
+    raise FileNotFoundError(f"--root is required for --dataset {args.dataset}")
+  return args.root
 
 
 def _resolve(video_dir: str, rel: str, listing: Dict[str, Dict[str, str]]) -> str:
@@ -114,6 +153,7 @@ class UCF101(_VideoSource):
   """UCF101 with its three official splits."""
 
   name = "ucf101"
+  help = UCF101_HELP
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
     video_dir = os.path.join(root, "UCF-101")
@@ -133,6 +173,7 @@ class HMDB51(_VideoSource):
   """HMDB51 with its three official 70/30 splits (clips marked 0 are not used)."""
 
   name = "hmdb51"
+  help = HMDB51_HELP
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
     _require_dir(root, "HMDB51 root", HMDB51_HELP)
@@ -162,6 +203,12 @@ class Folder(_VideoSource):
   """`<root>/<class>/<clip>` videos with a deterministic stratified train/test split '1'."""
 
   name = "folder"
+  help = FOLDER_HELP
+
+  @classmethod
+  def from_args(cls, args: argparse.Namespace) -> "Folder":
+    """The folder at --root, split with --test-fraction."""
+    return cls(_root_of(args), test_fraction=args.test_fraction)
 
   def __init__(self, root: str, test_fraction: float = 0.3):
     _require_dir(root, "video folder", FOLDER_HELP)
@@ -187,9 +234,15 @@ class Folder(_VideoSource):
 
 
 class Synthetic:
-  """`SyntheticActions` clips; --root is unused. Split '1' holds its train/val/test subsets."""
+  """`SyntheticActions` clips; --root is unused. Split '1' holds its train/val/test subsets.
+
+  Generated, not read: its settings are the --synthetic-* arguments or the `data.synthetic` config section
+  (num_classes, clips_per_class, size, num_frames, seed), and its clips keep their own frame count and size.
+  """
 
   name = "synthetic"
+  help = "generated from its settings (attn_har.data.synthetic); there is no raw data"
+  generated = True
 
   def __init__(self, num_classes: int = 10, clips_per_class: int = 30, size: int = 64, num_frames: int = 16,
                seed: int = 0):
@@ -198,6 +251,40 @@ class Synthetic:
     self.classes = list(self.data.class_names)
     self.clips = [ClipSpec(self.data.name_of(i), self.data.label_of(i), index=i) for i in range(len(self.data))]
     self.missing = []
+
+  @classmethod
+  def from_args(cls, args: argparse.Namespace) -> "Synthetic":
+    """The dataset the --synthetic-* arguments and --seed describe."""
+    return cls(num_classes=args.synthetic_classes, clips_per_class=args.synthetic_clips_per_class,
+               size=args.synthetic_size, num_frames=args.synthetic_frames, seed=args.seed)
+
+  @classmethod
+  def from_config(cls, c: Any) -> "Synthetic":
+    """The dataset the `data` config section `c` describes (`c.synthetic`)."""
+    s = c.synthetic
+    return cls(num_classes=int(s.num_classes), clips_per_class=int(s.clips_per_class), size=int(s.size),
+               num_frames=int(s.num_frames), seed=int(s.seed))
+
+  @staticmethod
+  def store_frames(c: Any) -> int:
+    """Frames per clip of its store: every generated frame (`c.synthetic.num_frames`)."""
+    return c.synthetic.num_frames
+
+  @staticmethod
+  def store_tag(c: Any) -> str:
+    """'synthetic-v<generator>-k<classes>-n<clips>-s<size>-t<frames>-seed<seed>-<flow>-<stacking>-L<length>'."""
+    s = c.synthetic
+    return (f"synthetic-v{synthetic.GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-"
+            f"t{s.num_frames}-seed{s.seed}-{c.flow_method}-{c.stacking}-L{c.flow_length}")
+
+  @property
+  def default_frames(self) -> int:
+    """Every generated frame."""
+    return self.data.num_frames
+
+  def frame_size(self, size: Sequence[int] = ()) -> List[int]:
+    """Its own size [S, S]; the requested size is ignored."""
+    return [self.data.size] * 2
 
   def splits(self, present: Sequence[str]) -> Dict[str, Dict[str, List[str]]]:
     keep = set(present)

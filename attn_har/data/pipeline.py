@@ -2,8 +2,8 @@
 
 Training::
 
-  it = make_loader(store_dir, split='1', subset='train', batch_size=8, num_frames=4, flow_length=5,
-                   image_size=112, train=True, seed=0)
+  clip = ClipOptions(num_frames=4, flow_length=5, image_size=112)   # or ClipOptions.from_config(config.data)
+  it = make_loader(store_dir, clip, split='1', subset='train', batch_size=8, train=True, seed=0)
   batch = next(it)   # {'rgb': [B, T, S, S, 3] f32 in [-1, 1], 'flow': [B, T, S, S, 2L] f32 px / flow_scale,
                      #  'label': [B] i32, 'index': [B] i32 (clip position in store.ids(split, subset)),
                      #  'mask': [B, T, S, S] f32 (when the store has masks)}
@@ -15,8 +15,8 @@ Training::
 
 Evaluation (every clip of a subset, `views` temporal x `crops` spatial views each, nothing dropped)::
 
-  it = make_eval_loader(store_dir, subset='test', batch_size=8, num_frames=25, flow_length=5, image_size=112,
-                        views=1, crops=1)
+  it = make_eval_loader(store_dir, ClipOptions(num_frames=25, flow_length=5, image_size=112), subset='test',
+                        batch_size=8, views=1, crops=1)
   len(it)  # number of batches; the last one is padded: 'valid' [B] i32 is 0 on padding rows
            # extra keys: 'view' [B] i32; aggregate predictions per 'index' over rows with valid == 1.
 
@@ -34,15 +34,15 @@ batches its own records), so changing `workers` changes batch composition but no
 `num_epochs=None` repeats forever; batches then span epoch boundaries.
 """
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple
 
 import grain
 import numpy as np
 
 from attn_har.data import prefetch as prefetch_lib
-from attn_har.data import quantize as quantize_lib
 from attn_har.data import store as store_lib
 from attn_har.data import transforms
+from attn_har.data.clip_options import ClipOptions
 
 STREAMS = ("rgb", "flow")
 
@@ -91,18 +91,6 @@ class ClipSource(grain.sources.RandomAccessDataSource):
     return f"ClipSource({self.store.root}, {len(self.ids)} clips, keys={self.keys}, len={self._len})"
 
 
-def _flow_options(store: store_lib.ClipStore, streams, flow_length, stacking, clip_px):
-  flow_meta = store.manifest.get("flow") or {}
-  if "flow" not in streams:
-    return 0, stacking or "consecutive", clip_px or quantize_lib.DEFAULT_CLIP_PX
-  if flow_length is None:
-    flow_length = int(flow_meta.get("length", 1))
-  if flow_length < 1:
-    raise ValueError(f"flow_length must be >= 1 when the flow stream is read, got {flow_length}")
-  return (flow_length, stacking or flow_meta.get("pairs", "consecutive"),
-          float(clip_px or flow_meta.get("clip_px", quantize_lib.DEFAULT_CLIP_PX)))
-
-
 def parse_flags_for_workers(workers: int) -> None:
   """Grain's worker start reads an absl flag; outside `absl.app.run` flags are unparsed and that read raises
   UnparsedFlagAccessError. Mark them parsed (defaults) when workers are used and nobody parsed them."""
@@ -126,23 +114,28 @@ def _check_streams(streams):
   return streams
 
 
-def operations(*, train: bool, num_frames: int, flow_length: int, stacking: str, bidirectional: bool,
-               image_size: Union[int, Tuple[int, int]], views: int = 1, crops: int = 1,
-               scale: Tuple[float, float] = (1.0, 1.0), flip_prob: float = 0.0, clip_px: float,
-               flow_scale: float = 1.0, rescale_flow: bool = True, keys: Optional[Sequence[str]] = None,
-               batch_size: Optional[int] = None, drop_remainder: bool = True) -> list:
+def operations(clip: ClipOptions, *, train: bool, views: int = 1, crops: int = 1,
+               keys: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
+               drop_remainder: bool = True) -> list:
   """The Grain operations from a stored clip to model inputs; the one op list of training, evaluation and analysis.
 
   SampleClip (T frames and their flow stacks) -> RandomCrop (train) or FixedCrop -> ToFloat -> Resize ->
-  RandomFlip (train, flip_prob > 0) -> SelectKeys (when `keys`) -> Batch (when `batch_size`). Arguments as in
-  `make_loader`; `views` / `crops` as in `make_eval_loader`.
+  RandomFlip (train, flip_prob > 0) -> SelectKeys (when `keys`) -> Batch (when `batch_size`).
+
+  Args:
+    clip: options with every field set (`ClipOptions.for_store`); scale and flip_prob apply in training only.
+    train: random crop/flip and random temporal positions; False = fixed crops and segment centres.
+    views, crops: as in `make_eval_loader`.
+    keys: the element keys to keep.
+    batch_size, drop_remainder: batch the elements.
   """
-  ops = [transforms.SampleClip(num_frames, flow_length, stacking, bidirectional, train, views, crops)]
-  ops.append(transforms.RandomCrop(scale) if train else transforms.FixedCrop(crops))
-  ops.append(transforms.ToFloat(clip_px, flow_scale))
-  ops.append(transforms.Resize(_image_size(image_size), rescale_flow))
-  if train and flip_prob > 0:
-    ops.append(transforms.RandomFlip(flip_prob))
+  ops = [transforms.SampleClip(clip.num_frames, clip.flow_length, clip.stacking, clip.bidirectional, train, views,
+                               crops)]
+  ops.append(transforms.RandomCrop(clip.scale) if train else transforms.FixedCrop(crops))
+  ops.append(transforms.ToFloat(clip.clip_px, clip.flow_scale))
+  ops.append(transforms.Resize(_image_size(clip.image_size), clip.rescale_flow))
+  if train and clip.flip_prob > 0:
+    ops.append(transforms.RandomFlip(clip.flip_prob))
   if keys is not None:
     ops.append(transforms.SelectKeys(tuple(keys)))
   if batch_size is not None:
@@ -150,27 +143,19 @@ def operations(*, train: bool, num_frames: int, flow_length: int, stacking: str,
   return ops
 
 
-def make_loader(store_dir, *, split: str = "1", subset: str = "train", batch_size: int, num_frames: int,
-                flow_length: Optional[int] = None, stacking: Optional[str] = None, bidirectional: bool = False,
-                image_size: Union[int, Tuple[int, int]] = 112, train: bool = True, seed: int = 0,
-                num_epochs: Optional[int] = None, workers: int = 0, drop_remainder: bool = True,
-                streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None,
-                scale: Tuple[float, float] = (0.5, 1.0), flip_prob: float = 0.5, clip_px: Optional[float] = None,
-                flow_scale: float = 1.0, rescale_flow: bool = True, prefetch: int = 2, sharding: Any = None,
-                to_device: bool = True, shard_options: Optional[Any] = None,
+def make_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str = "train", batch_size: int,
+                train: bool = True, seed: int = 0, num_epochs: Optional[int] = None, workers: int = 0,
+                drop_remainder: bool = True, streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None,
+                prefetch: int = 2, sharding: Any = None, to_device: bool = True, shard_options: Optional[Any] = None,
                 worker_buffer_size: int = 1) -> prefetch_lib.DevicePrefetch:
   """Shuffled, augmented, batched clips of one subset.
 
   Args:
     store_dir: a store written by the preprocess command.
+    clip: frame sampling, flow stacking and augmentation (`ClipOptions`; None fields take the store's values).
     split: split id of the manifest ('1', '2', '3').
     subset: 'train', 'val' or 'test'.
     batch_size: items per batch.
-    num_frames: T, start frames sampled per item (TSN segments: random in train, centres otherwise).
-    flow_length: L, fields per flow stack; None = the store's length.
-    stacking: 'consecutive' | 'anchored'; None = the store's.
-    bidirectional: also read backward fields (4L channels; the store must hold them).
-    image_size: output S or (H, W).
     train: random crop/flip and random temporal positions; False = centre crop and segment centres.
     seed: shuffling and augmentation seed (32-bit).
     num_epochs: None repeats forever.
@@ -178,11 +163,6 @@ def make_loader(store_dir, *, split: str = "1", subset: str = "train", batch_siz
     drop_remainder: drop the last partial batch.
     streams: ('rgb', 'flow'), ('rgb',) or ('flow',).
     with_mask: add 'mask'; None = when the store has masks.
-    scale: RandomCrop area range.
-    flip_prob: horizontal flip probability (train only).
-    clip_px: flow quantisation range; None = the store's.
-    flow_scale: flow pixels are divided by it.
-    rescale_flow: scale flow vectors with the crop-to-image_size resize.
     prefetch: batches read ahead in a thread (0 = none).
     sharding: jax sharding for device_put.
     to_device: False keeps numpy batches.
@@ -196,13 +176,10 @@ def make_loader(store_dir, *, split: str = "1", subset: str = "train", batch_siz
   store = store_lib.ClipStore(store_dir)
   ids = store.ids(split, subset)
   with_mask = store.has_mask if with_mask is None else with_mask
-  flow_length, stacking, clip_px = _flow_options(store, streams, flow_length, stacking, clip_px)
+  clip = clip.for_store(store.manifest, streams)
   source = ClipSource(store_dir, ids, streams, with_mask)
   keys = streams + (("mask",) if with_mask else ()) + ("label", "index")
-  ops = operations(train=train, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
-                    bidirectional=bidirectional, image_size=image_size, views=1, crops=1, scale=scale,
-                    flip_prob=flip_prob, clip_px=clip_px, flow_scale=flow_scale, rescale_flow=rescale_flow,
-                    keys=keys, batch_size=batch_size, drop_remainder=drop_remainder)
+  ops = operations(clip, train=train, keys=keys, batch_size=batch_size, drop_remainder=drop_remainder)
   shard_options = shard_options or grain.sharding.NoSharding()
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=train,
                                         num_epochs=num_epochs, seed=seed)
@@ -216,32 +193,27 @@ def make_loader(store_dir, *, split: str = "1", subset: str = "train", batch_siz
   return prefetch_lib.DevicePrefetch(iter(loader), prefetch, sharding, to_device, length)
 
 
-def make_eval_loader(store_dir, *, split: str = "1", subset: str = "test", batch_size: int, num_frames: int,
-                     flow_length: Optional[int] = None, stacking: Optional[str] = None, bidirectional: bool = False,
-                     image_size: Union[int, Tuple[int, int]] = 112, views: int = 1, crops: int = 1,
-                     workers: int = 0, streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None,
-                     clip_px: Optional[float] = None, flow_scale: float = 1.0, rescale_flow: bool = True,
-                     prefetch: int = 2, sharding: Any = None, to_device: bool = True,
-                     shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
+def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str = "test", batch_size: int,
+                     views: int = 1, crops: int = 1, workers: int = 0, streams: Sequence[str] = STREAMS,
+                     with_mask: Optional[bool] = None, prefetch: int = 2, sharding: Any = None,
+                     to_device: bool = True, shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
   """One pass over every clip of a subset, `views` x `crops` items per clip, padded to whole batches.
 
   Item (clip k, view v): temporal view v // crops of `views` (evenly offset TSN positions), spatial crop
   v % crops (1: centre square; 3: left/centre/right squares). Batches add 'view' and 'valid' (0 = padding).
-  Arguments as in `make_loader`.
+  `clip.scale` and `clip.flip_prob` are not used. Other arguments as in `make_loader`.
   """
   streams = _check_streams(streams)
   store = store_lib.ClipStore(store_dir)
   ids = store.ids(split, subset)
   with_mask = store.has_mask if with_mask is None else with_mask
-  flow_length, stacking, clip_px = _flow_options(store, streams, flow_length, stacking, clip_px)
+  clip = clip.for_store(store.manifest, streams)
   shard_options = shard_options or grain.sharding.NoSharding()
   pad = batch_size * shard_options.shard_count
   source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
   keys = streams + (("mask",) if with_mask else ()) + ("label", "index", "view", "valid")
-  ops = operations(train=False, num_frames=num_frames, flow_length=flow_length, stacking=stacking,
-                    bidirectional=bidirectional, image_size=image_size, views=views, crops=crops,
-                    scale=(1.0, 1.0), flip_prob=0.0, clip_px=clip_px, flow_scale=flow_scale,
-                    rescale_flow=rescale_flow, keys=keys, batch_size=batch_size, drop_remainder=True)
+  ops = operations(clip, train=False, views=views, crops=crops, keys=keys, batch_size=batch_size,
+                   drop_remainder=True)
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
                                         seed=0)
   parse_flags_for_workers(workers)

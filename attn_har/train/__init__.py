@@ -1,7 +1,6 @@
 """Training: one linear `train.train_and_evaluate(config, workdir)` and the pieces it uses.
 
 Modules (import them directly; nothing is imported here):
-  data           dataset preparation (synthetic store generation, real-data checks) and the loaders.
   schedule       `SCHEDULES`: learning-rate schedules (the thesis's Keras inverse-time decay, cosine, constant).
   optim          `OPTIMIZERS`: SGD with Keras momentum semantics, AdamW.
   steps          pure `train_step` / `eval_step`.

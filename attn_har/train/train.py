@@ -28,8 +28,9 @@ import orbax.checkpoint as ocp
 
 from attn_har.compile_cache import CompileClock
 from attn_har.config.loader import config_to_json
+from attn_har.data.prepare import RunData
 from attn_har.models import build_model, sample_batch
-from attn_har.train import bn_calibration, checkpointing, data, evaluate, metrics_log, progress, sharding, steps
+from attn_har.train import bn_calibration, checkpointing, evaluate, metrics_log, progress, sharding, steps
 from attn_har.train.check import check_config
 from attn_har.train.optim import make_optimizer
 from attn_har.train.schedule import make_schedule
@@ -100,7 +101,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   sharding.init_distributed(config.distributed)
 
   # 1. Data.
-  run_data = data.RunData(config, workdir, log=_log)
+  run_data = RunData(config, workdir, log=_log)
   k = run_data.num_classes
   if config.model.num_classes and config.model.num_classes != k:
     raise ValueError(f"model.num_classes={config.model.num_classes} but {run_data.location} has {k} classes")

@@ -1,0 +1,71 @@
+"""`ClipOptions`: how a stored clip becomes model inputs, shared by training, evaluation and analysis.
+
+  opts = ClipOptions.from_config(config.data)              # a run's options
+  opts = opts.for_store(store.manifest, ('rgb', 'flow'))   # None fields take the store's values
+
+`attn_har.data.pipeline.operations(opts, train=...)` turns them into the Grain op list; `make_loader` and
+`make_eval_loader` take them next to their loader-level arguments (store, subset, batch size, seed, ...).
+"""
+
+import dataclasses
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+
+from attn_har.data import quantize
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipOptions:
+  """Frame sampling, flow stacking and augmentation of one clip.
+
+  Attributes:
+    num_frames: T, start frames sampled per item (TSN segments: random in train, centres otherwise).
+    flow_length: L, fields per flow stack; None = the store's (0 when the flow stream is not read).
+    stacking: 'consecutive' | 'anchored'; None = the store's.
+    bidirectional: also read backward fields (4L channels; the store must hold them).
+    image_size: output S or (H, W).
+    scale: RandomCrop area range (train only).
+    flip_prob: horizontal flip probability (train only).
+    clip_px: flow quantisation range; None = the store's.
+    flow_scale: flow pixels are divided by it.
+    rescale_flow: scale flow vectors with the crop-to-image_size resize.
+  """
+  num_frames: int
+  flow_length: Optional[int] = None
+  stacking: Optional[str] = None
+  bidirectional: bool = False
+  image_size: Union[int, Tuple[int, int]] = 112
+  scale: Tuple[float, float] = (0.5, 1.0)
+  flip_prob: float = 0.5
+  clip_px: Optional[float] = None
+  flow_scale: float = 1.0
+  rescale_flow: bool = True
+
+  @classmethod
+  def from_config(cls, c: Any, **overrides) -> "ClipOptions":
+    """The options of the `data` config section `c` (num_frames, flow_length, stacking, image_size, crop_scale,
+    flip_prob); `overrides` replace fields."""
+    opts = cls(num_frames=c.num_frames, flow_length=c.flow_length, stacking=c.stacking, image_size=c.image_size,
+               scale=tuple(c.crop_scale), flip_prob=c.flip_prob)
+    return dataclasses.replace(opts, **overrides)
+
+  def replace(self, **changes) -> "ClipOptions":
+    """A copy with `changes` applied."""
+    return dataclasses.replace(self, **changes)
+
+  def for_store(self, manifest: Mapping[str, Any], streams: Sequence[str]) -> "ClipOptions":
+    """A copy whose None fields take the values of a store (its manifest); flow_length is 0 without 'flow'.
+
+    Raises:
+      ValueError: flow_length < 1 while the flow stream is read.
+    """
+    flow_meta = manifest.get("flow") or {}
+    if "flow" not in streams:
+      return self.replace(flow_length=0, stacking=self.stacking or "consecutive",
+                          clip_px=self.clip_px or quantize.DEFAULT_CLIP_PX)
+    flow_length = self.flow_length
+    if flow_length is None:
+      flow_length = int(flow_meta.get("length", 1))
+    if flow_length < 1:
+      raise ValueError(f"flow_length must be >= 1 when the flow stream is read, got {flow_length}")
+    return self.replace(flow_length=flow_length, stacking=self.stacking or flow_meta.get("pairs", "consecutive"),
+                        clip_px=float(self.clip_px or flow_meta.get("clip_px", quantize.DEFAULT_CLIP_PX)))

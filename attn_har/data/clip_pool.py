@@ -1,0 +1,91 @@
+"""The per-clip pre-processing job and the pool of spawned processes that runs it (`prepare.build_store`).
+
+  run_pool(specs, workers, (source, settings, out, threads, max_decode_bytes), on_result)
+
+Each worker builds its flow solver once (`_init_worker`), then `process_clip` decodes (or generates) one clip,
+computes the flow pairs its stacking needs, quantises them and writes the clip atomically (`store.write_clip`).
+A clip that fails is reported, never raised; a worker that dies fails only the clips in flight.
+"""
+
+import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
+import multiprocessing
+import signal
+from typing import Callable, Dict, List
+
+import cv2
+
+from attn_har.data import datasets, flow, quantize, stacking, store
+
+
+_WORKER: Dict[str, object] = {}
+
+
+def _init_worker(dataset, settings: dict, out: str, threads: int, max_decode_bytes: int) -> None:
+  """Per-process set-up: ignore SIGINT (the parent handles it), build the flow solver once."""
+  if multiprocessing.parent_process() is not None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+  cv2.setNumThreads(threads)
+  _WORKER.update(dataset=dataset, settings=settings, out=out, max_decode_bytes=max_decode_bytes,
+                 solver=flow.make_solver(settings["flow"]))
+
+
+def process_clip(spec: datasets.ClipSpec) -> tuple:
+  """Pre-processes one clip in a worker; returns ('ok', entry) or ('error', id, path, message)."""
+  cfg = _WORKER["settings"]
+  try:
+    rgb, mask, n, idx = _WORKER["dataset"].load(spec, cfg["frames"], cfg["size"], _WORKER["max_decode_bytes"])
+    pairs = stacking.required_pairs(cfg["frames"], cfg["length"], cfg["stacking"], cfg["bidirectional"])
+    fields = flow.compute_pairs(_WORKER["solver"], rgb, pairs)
+    arrays = {"rgb": rgb, "flow": quantize.quantize(fields, cfg["clip_px"]), "pairs": pairs}
+    if mask is not None:
+      arrays["mask"] = mask
+    meta = {"label": spec.label, "num_frames": n, "frame_indices": idx.tolist(),
+            "source": spec.path if spec.path is not None else f"synthetic:{spec.index}", "preprocess": cfg}
+    return ("ok", store.write_clip(_WORKER["out"], spec.id, arrays, meta))
+  except Exception as e:  # pylint: disable=broad-except  (a bad clip must not stop the others)
+    return ("error", spec.id, spec.path, f"{type(e).__name__}: {e}")
+
+
+def _terminate(executor: cf.ProcessPoolExecutor) -> None:
+  for proc in list(getattr(executor, "_processes", {}).values()):
+    proc.terminate()
+  executor.shutdown(wait=False, cancel_futures=True)
+
+
+def run_pool(specs: List[datasets.ClipSpec], workers: int, initargs: tuple, on_result: Callable[[tuple], None]):
+  """Runs `process_clip` over `specs` with at most `workers` clips in flight.
+
+  A worker that dies (e.g. a crash inside a decoder) fails only the clips in flight; a fresh pool continues.
+  """
+  if workers <= 0:
+    _init_worker(*initargs)
+    for spec in specs:
+      on_result(process_clip(spec))
+    return
+  todo = list(reversed(specs))
+  ctx = multiprocessing.get_context("spawn")
+  while todo:
+    executor = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs)
+    running: Dict[cf.Future, datasets.ClipSpec] = {}
+    try:
+      broken = False
+      while (todo or running) and not broken:
+        while todo and len(running) < workers:
+          spec = todo.pop()
+          running[executor.submit(process_clip, spec)] = spec
+        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+          spec = running.pop(fut)
+          try:
+            on_result(fut.result())
+          except BrokenProcessPool:
+            broken = True
+            on_result(("error", spec.id, spec.path, "worker process died while processing this clip (or one "
+                       "beside it); re-run with --workers 1 to isolate"))
+      for fut, spec in running.items():  # in flight when the pool broke
+        on_result(("error", spec.id, spec.path, "worker process died while this clip was in flight"))
+      executor.shutdown(wait=True)
+    except BaseException:
+      _terminate(executor)
+      raise
