@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from attn_har.analysis import combine
+from attn_har.backbones.mobilenet_v2 import HEAD_POSITIONS
 
 STAGES = ("early", "medium", "late")
 
@@ -107,14 +108,14 @@ def by_stage(maps: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
 
 
 def default_gradcam_layers(view: StreamView, x: jax.Array, count: int = 3) -> List[str]:
-  """Grad-CAM layers like the thesis's block_5/12/15 adds of MobileNetV2: the named blocks when present, else
-  `count` layers spread evenly over the backbone's [N, h, w, c] outputs (early to late, the last included)."""
+  """Grad-CAM layers as the thesis's (the outputs of MobileNetV2's head attachment blocks 5, 12, 15) when present,
+  else `count` layers spread evenly over the backbone's [N, h, w, c] outputs (early to late, the last included)."""
   from attn_har.explain import gradcam_layers  # pylint: disable=import-outside-toplevel
   layers = list(gradcam_layers(view.model, view.variables, x))
   if not layers:
     raise ValueError(f"{type(view.model).__name__} has no layer with a [N, h, w, c] output for Grad-CAM")
   wanted = []
-  for block in ("block_5", "block_12", "block_15"):
+  for block in HEAD_POSITIONS:
     hits = [p for p in layers if p.split("/")[-1] == block]
     if hits:
       wanted.append(hits[0])

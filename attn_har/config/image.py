@@ -23,7 +23,7 @@ def image_config(dataset: str, attention: str, arg: str | None, *, image_size: i
   flags, values = args_lib.parse_arg(arg)
   args_lib.check_flags(flags, FLAGS)
   c = base_config()
-  c.name = f"{dataset}_{attention if attention != 'none' else 'baseline'}"
+  c.name = f"{dataset}_{attention}"   # `load_config` names a run after its config file instead
   c.model.stream = "image"
   c.model.attention = attention
   c.data = ml_collections.ConfigDict(dict(

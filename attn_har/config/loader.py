@@ -50,6 +50,8 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   config = module.get_config(arg)
   if not isinstance(config, ml_collections.ConfigDict):
     raise TypeError(f"{path}: get_config returned {type(config).__name__}, expected ml_collections.ConfigDict")
+  if "name" in config:
+    config.name = path.stem   # the config file names the run ('ucf101_baseline', 'synthetic_cbam', ...)
   config.lock()
   return config
 

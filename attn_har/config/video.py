@@ -44,7 +44,7 @@ def video_config(dataset: str, attention: str, arg: str | None,
   flags, values = args_lib.parse_arg(arg)
   args_lib.check_flags(flags, FLAGS)
   c = base_config()
-  c.name = f"{dataset}_{attention if attention != 'none' else 'baseline'}"
+  c.name = f"{dataset}_{attention}"   # `load_config` names a run after its config file instead
   c.model.stream = "two_stream"
   c.model.attention = attention
   c.data = ml_collections.ConfigDict(dict(

@@ -19,13 +19,20 @@ def _softmax(x: np.ndarray) -> np.ndarray:
   return e / e.sum(-1, keepdims=True)
 
 
+def topk_correct(scores, labels, k: int):
+  """[B] bool: the label is among the top-k scores (k capped at K; ties count against the label).
+
+  Works on numpy arrays (evaluation) and on jax arrays inside jit (the train step's metrics) alike.
+  """
+  k = min(k, scores.shape[-1])
+  label_score = scores[np.arange(labels.shape[0]), labels][:, None]
+  return (scores > label_score).sum(-1) < k
+
+
 def _topk(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
   if len(labels) == 0:
     return float("nan")
-  k = min(k, scores.shape[-1])
-  label_score = np.take_along_axis(scores, labels[:, None], -1)
-  rank = (scores > label_score).sum(-1)
-  return float(np.mean(rank < k))
+  return float(np.mean(topk_correct(scores, labels, k)))
 
 
 def _mean_per_video(values: np.ndarray, labels: np.ndarray, index: np.ndarray):

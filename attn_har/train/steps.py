@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from attn_har.train.evaluate import topk_correct
+
 State = Dict[str, Any]
 
 
@@ -24,14 +26,6 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: float = 0
   if smoothing > 0:
     onehot = onehot * (1.0 - smoothing) + smoothing / k
   return optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot)
-
-
-def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:
-  """[B] float32: 1 where the label is among the top-k scores (k capped at K; ties count against)."""
-  k = min(k, logits.shape[-1])
-  label_score = jnp.take_along_axis(logits, labels[:, None], axis=-1)
-  rank = jnp.sum(logits > label_score, axis=-1)
-  return (rank < k).astype(jnp.float32)
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
@@ -70,12 +64,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *, strea
     (loss, (out, stream_losses, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    metrics = {"loss": loss, "top1": jnp.mean(topk_correct(out["logits"], labels, 1)),
-               "top5": jnp.mean(topk_correct(out["logits"], labels, 5)),
+    metrics = {"loss": loss, "top1": jnp.mean(topk_correct(out["logits"], labels, 1), dtype=jnp.float32),
+               "top5": jnp.mean(topk_correct(out["logits"], labels, 5), dtype=jnp.float32),
                "grad_norm": optax.global_norm(grads)}
     for s, l in stream_losses.items():
       metrics[f"{s}_loss"] = l
-      metrics[f"{s}_top1"] = jnp.mean(topk_correct(out["streams"][s], labels, 1))
+      metrics[f"{s}_top1"] = jnp.mean(topk_correct(out["streams"][s], labels, 1), dtype=jnp.float32)
     new_state = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state, "step": state["step"] + 1}
     return new_state, metrics
 
