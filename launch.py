@@ -5,8 +5,10 @@
   python launch.py --config=configs/ucf101_cbam.py:smoke,split=2,store=STORE --workdir=runs/x
 
 --config is `<file>.py[:args]`; the file's get_config(args) returns an ml-collections ConfigDict that is locked
-and checked (registry names, misspelt keys) before any work. Re-running the same command resumes from the
-workdir's latest checkpoint. The workdir gets config.json, checkpoints/, metrics.jsonl, tb/ and results.json.
+and checked (registry names, misspelt keys, ranges) before any work. Re-running the same command resumes from the
+workdir's latest checkpoint; a relaunch may change only settings that keep the checkpoints' meaning (more steps,
+evaluation, logging; `attn_har.train.run_record`), and one workdir holds one live run at a time (run.lock). The
+workdir gets config.json, launches.jsonl, checkpoints/, metrics.jsonl, tb/ and results.json.
 
 Compiled programs are kept in the persistent compilation cache (`attn_har.compile_cache`, under the attn_har
 cache folder), so a second run of the same model skips most of its compilation; `--no_compile_cache` or
@@ -50,10 +52,16 @@ def main(argv=None) -> int:
     from attn_har import compile_cache
     where = compile_cache.enable()
     print(f"compilation cache: {where or 'off'}", flush=True)
-  from attn_har.train.train import NonFiniteLossError, train_and_evaluate
+  from attn_har.train.finite import NonFiniteError
+  from attn_har.train.run_record import ConfigMismatchError
+  from attn_har.train.train import train_and_evaluate
+  from attn_har.train.workdir_lock import WorkdirLockedError
   try:
     train_and_evaluate(config, workdir)
-  except (FileNotFoundError, NonFiniteLossError) as e:
+  except (ConfigMismatchError, WorkdirLockedError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except (FileNotFoundError, NonFiniteError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

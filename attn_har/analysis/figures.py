@@ -4,7 +4,6 @@ matplotlib is used through its object API on the Agg canvas (`Figure` + `FigureC
 pyplot's global backend state and it runs headless.
 """
 
-import json
 import pathlib
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -15,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from attn_har.analysis import combine, overlay
+from attn_har.train import metrics_log
 
 PathLike = Union[str, pathlib.Path]
 STAGE_COLUMNS = ("combined", "early", "medium", "late")
@@ -127,18 +127,7 @@ def write_clip(frames: Sequence[np.ndarray], path: PathLike, fps: float = 7.0) -
 
 def read_metrics(path: PathLike) -> List[Dict]:
   """Reads a metrics.jsonl (one JSON object per line); a malformed line raises naming file and line."""
-  path = pathlib.Path(path)
-  records = []
-  with open(path) as f:
-    for i, line in enumerate(f, 1):
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{i}: not a JSON line ({e})") from None
-  return records
+  return metrics_log.read_rows(path)
 
 
 def training_curves(metrics: Union[PathLike, Sequence[Mapping]], path: PathLike,

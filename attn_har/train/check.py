@@ -4,9 +4,11 @@
   data       `attn_har.data.check`
   optim      `attn_har.train.optim.check`
   train, init_from   here
-A misspelt name fails in milliseconds with KeyError / ValueError naming the key and the valid choices; `launch.py`
-and `train_and_evaluate` call it first.
+A misspelt name or a value out of range fails in milliseconds with KeyError / ValueError naming the key and the
+valid choices; `launch.py` and `train_and_evaluate` call it first, before any file is written.
 """
+
+import math
 
 import ml_collections
 
@@ -27,3 +29,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for key in COUNTS:
     if config.train[key] < 1:
       raise ValueError(f"train.{key} must be >= 1, got {config.train[key]}")
+  for key in ("batch_size", "clips_per_video", "crops"):
+    if config.eval[key] < 1:
+      raise ValueError(f"eval.{key} must be >= 1, got {config.eval[key]}")
+  if not 0.0 <= config.train.label_smoothing < 1.0:
+    raise ValueError(f"train.label_smoothing must lie in [0, 1), got {config.train.label_smoothing}")
+  if not (math.isfinite(config.train.stream_loss_weight) and config.train.stream_loss_weight >= 0):
+    raise ValueError(f"train.stream_loss_weight must be a finite number >= 0, got {config.train.stream_loss_weight}")
+  if config.train.bn_recalibration_batches < 0:
+    raise ValueError(f"train.bn_recalibration_batches must be >= 0, got {config.train.bn_recalibration_batches}")

@@ -19,6 +19,8 @@ import orbax.checkpoint as ocp
 from flax import traverse_util
 from orbax.checkpoint import checkpoint_managers as cm
 
+from attn_har.train.finite import NonFiniteError, state_is_finite
+
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -63,7 +65,11 @@ def save(manager: ocp.CheckpointManager, step: int, state: Dict[str, Any], data_
 
 
 def resume(manager: ocp.CheckpointManager, state: Dict[str, Any], data_iterator: Any) -> Tuple[Dict, int]:
-  """Restores the latest step into `state`'s structure and repositions `data_iterator`; returns (state, step)."""
+  """Restores the latest step into `state`'s structure and repositions `data_iterator`; returns (state, step).
+
+  A latest checkpoint with non-finite numbers (which this code never writes) is refused with `NonFiniteError`
+  naming the last finite step.
+  """
   from attn_har.data.pipeline import iterator_restore_args
   step = manager.latest_step()
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
@@ -71,7 +77,18 @@ def resume(manager: ocp.CheckpointManager, state: Dict[str, Any], data_iterator:
   if data_iterator is not None:
     items["data"] = iterator_restore_args(data_iterator)
   restored = manager.restore(step, args=ocp.args.Composite(**items))
+  if not state_is_finite(restored["state"]):
+    finite = [s for s in sorted(manager.all_steps(), reverse=True) if s != step and _finite_step(manager, s, abstract)]
+    hint = (f"the last finite checkpoint is step {finite[0]}: delete {manager.directory / str(step)} to resume "
+            f"from it" if finite else "no checkpoint of this run is finite: start a new workdir")
+    raise NonFiniteError(f"refusing to resume {manager.directory}: checkpoint step {step} holds non-finite "
+                         f"numbers; {hint}")
   return restored["state"], step
+
+
+def _finite_step(manager: ocp.CheckpointManager, step: int, abstract: Any) -> bool:
+  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+  return state_is_finite(state)
 
 
 def _select_step(manager: ocp.CheckpointManager, which: str) -> int:

@@ -13,6 +13,10 @@ import jax
 import numpy as np
 
 
+class NonFiniteScoresError(FloatingPointError):
+  """Scores to evaluate hold NaN or inf (a non-finite model); they are never counted as correct."""
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
   z = x - x.max(-1, keepdims=True)
   e = np.exp(z)
@@ -55,6 +59,10 @@ def score_metrics(logits: np.ndarray, labels: np.ndarray, index: np.ndarray, num
   """
   logits = np.asarray(logits, np.float64)
   labels = np.asarray(labels, np.int64)
+  bad = int(np.sum(~np.all(np.isfinite(logits), axis=-1)))
+  if bad:
+    raise NonFiniteScoresError(f"{bad} of {len(logits)} clip scores are not finite (NaN or inf): the model state "
+                               f"is not finite; nothing is scored")
   probs = _softmax(logits)
   nll = -np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-30)) if len(labels) else np.zeros(0)
   vprobs, vlabels = _mean_per_video(probs, labels, index)

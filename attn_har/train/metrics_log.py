@@ -2,11 +2,17 @@
 
 Each line is {'step': int, 'split': 'train'|'val'|'test', <name>: float, ...}. TensorBoard scalars are tagged
 '<split>/<name>' and written with tensorboardX (no TensorFlow needed); only process 0 writes.
+
+After a restart each step is held once: `truncate(workdir, step)` drops the rows an interrupted run logged after
+its last checkpoint (and the test rows, written again at the end), and `MetricWriter` rebuilds TensorBoard's
+events from the kept rows.
 """
 
 import json
 import math
+import os
 import pathlib
+import shutil
 from typing import Any, Dict
 
 import jax
@@ -39,7 +45,13 @@ class MetricWriter:
     self._tb = None
     if self.active and tensorboard:
       from tensorboardX import SummaryWriter
+      shutil.rmtree(self.workdir / "tb", ignore_errors=True)
       self._tb = SummaryWriter(str(self.workdir / "tb"))
+      for row in read_rows(self.path) if self.path.is_file() else []:
+        for k, v in row.items():
+          if k not in ("step", "split") and v is not None:
+            self._tb.add_scalar(f"{row['split']}/{k}", v, int(row["step"]))
+      self._tb.flush()
 
   def write(self, step: int, split: str, metrics: Dict[str, Any]) -> Dict[str, float]:
     """Writes the scalar entries of `metrics`; returns them as floats (non-finite values become None in JSON)."""
@@ -60,3 +72,30 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.close()
 
+
+
+def read_rows(path) -> list:
+  """The rows of a metrics.jsonl; a malformed line raises ValueError naming the file and line."""
+  path = pathlib.Path(path)
+  rows = []
+  for i, line in enumerate(path.read_text().splitlines(), 1):
+    if line.strip():
+      try:
+        rows.append(json.loads(line))
+      except ValueError as e:
+        raise ValueError(f"{path}:{i}: not a JSON metrics row ({e})") from None
+  return rows
+
+
+def truncate(workdir, step: int) -> None:
+  """Keeps the train/val rows up to `step` (the checkpoint a run resumes from; 0 = none), atomically."""
+  path = pathlib.Path(workdir) / "metrics.jsonl"
+  if not path.is_file():
+    return
+  lines = [line for line in path.read_text().splitlines() if line.strip()]
+  kept = [line for line, row in zip(lines, read_rows(path)) if row["step"] <= step and row["split"] != "test"]
+  if len(kept) == len(lines):
+    return
+  tmp = path.with_suffix(".jsonl.tmp")
+  tmp.write_text("".join(line + "\n" for line in kept))
+  os.replace(tmp, path)

@@ -7,6 +7,8 @@ Both take weight decay (`weight_decay`: for SGD an L2 term added to the gradient
 in PyTorch; for AdamW decoupled) and global-norm clipping.
 """
 
+import math
+
 import ml_collections
 import optax
 
@@ -33,11 +35,19 @@ OPTIMIZERS = {"sgd": sgd, "adamw": adamw}
 
 
 def check(c: ml_collections.ConfigDict) -> None:
-  """Raises KeyError naming `optim.name` / `optim.schedule` and the valid choices for an unknown name."""
+  """Raises KeyError naming `optim.name` / `optim.schedule` and the valid choices for an unknown name, ValueError
+  for a value out of range (lr finite and > 0, momentum in [0, 1), the rest finite and >= 0)."""
   from attn_har.registry import lookup
   from attn_har.train.schedule import SCHEDULES
   lookup(OPTIMIZERS, c.name, "optim.name")
   lookup(SCHEDULES, c.schedule, "optim.schedule")
+  if not (math.isfinite(c.lr) and c.lr > 0):
+    raise ValueError(f"optim.lr must be a finite number > 0, got {c.lr}")
+  if not 0.0 <= c.momentum < 1.0:
+    raise ValueError(f"optim.momentum must lie in [0, 1), got {c.momentum}")
+  for key in ("weight_decay", "grad_clip_norm", "decay_rate", "warmup_steps", "end_lr_fraction"):
+    if not (math.isfinite(c[key]) and c[key] >= 0):
+      raise ValueError(f"optim.{key} must be a finite number >= 0, got {c[key]}")
 
 
 def make_optimizer(c: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:

@@ -16,7 +16,6 @@ tracing and compiling (or loading programs from the persistent compilation cache
 """
 
 import json
-import math
 import pathlib
 import time
 from typing import Any, Dict
@@ -27,11 +26,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from attn_har.compile_cache import CompileClock
-from attn_har.config.loader import config_to_json
 from attn_har.data.prepare import RunData
 from attn_har.models import build_model, sample_batch
-from attn_har.train import bn_calibration, checkpointing, evaluate, metrics_log, progress, sharding, steps
+from attn_har.train import (bn_calibration, checkpointing, evaluate, metrics_log, progress, run_record, sharding, steps,
+                            workdir_lock)
 from attn_har.train.check import check_config
+from attn_har.train.finite import NonFiniteError, state_is_finite
 from attn_har.train.optim import make_optimizer
 from attn_har.train.schedule import make_schedule
 
@@ -39,8 +39,7 @@ from attn_har.train.schedule import make_schedule
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-class NonFiniteLossError(FloatingPointError):
-  """The training loss became NaN or infinite."""
+NonFiniteLossError = NonFiniteError   # the name before the state was checked too
 
 
 def _log(text: str) -> None:
@@ -62,15 +61,6 @@ def _init_sources(config: ml_collections.ConfigDict):
   return sources
 
 
-def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
-  """Drops metric rows logged after `step` by an interrupted run, so a resumed run does not duplicate them."""
-  path = workdir / "metrics.jsonl"
-  if jax.process_index() != 0 or not path.is_file():
-    return
-  rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-  path.write_text("".join(r + "\n" for r in rows))
-
-
 def _svm_results(config, eval_step, variables, run_data) -> Dict[str, Any]:
   """Linear SVM on pooled two-stream features, fitted on TRAIN videos only, scored on test."""
   from attn_har.models.fusion import fit_linear_svm, svm_scores
@@ -85,19 +75,30 @@ def _svm_results(config, eval_step, variables, run_data) -> Dict[str, Any]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, Any]:
-  """Trains, validates, checkpoints and tests `config` in `workdir`; returns the results dict."""
+  """Trains, validates, checkpoints and tests `config` in `workdir`; returns the results dict.
+
+  Raises (before any file of the run is written): KeyError / ValueError for a bad config,
+  `run_record.ConfigMismatchError` for a relaunch that would change what the workdir's checkpoints mean,
+  `workdir_lock.WorkdirLockedError` while another process runs in the workdir. During the run:
+  `finite.NonFiniteError` when the loss or the model state stops being finite (nothing non-finite is saved).
+  """
   check_config(config)
+  workdir = pathlib.Path(workdir).absolute()
+  run_record.check_relaunch(workdir, config)
+  lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
   clock = CompileClock()
   try:
+    if lock is not None:
+      lock.acquire()
     return _train_and_evaluate(config, workdir, clock)
   finally:
     clock.stop()
+    if lock is not None:
+      lock.release()
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: CompileClock) -> Dict[str, Any]:
   t0 = time.time()
-  workdir = pathlib.Path(workdir).absolute()
-  workdir.mkdir(parents=True, exist_ok=True)
   sharding.init_distributed(config.distributed)
 
   # 1. Data.
@@ -106,8 +107,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   if config.model.num_classes and config.model.num_classes != k:
     raise ValueError(f"model.num_classes={config.model.num_classes} but {run_data.location} has {k} classes")
   config.model.num_classes = k
-  if jax.process_index() == 0:
-    (workdir / "config.json").write_text(config_to_json(config))
+  diff = run_record.check_relaunch(workdir, config)   # again, now that num_classes is known
   has_val = run_data.has_val
 
   # 2. Model, optimiser, steps, devices.
@@ -138,11 +138,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
 
   # 3. Start-up: resume this workdir, else init from another checkpoint, else scratch.
   manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints, track_best=has_val)
+  start = manager.latest_step() or 0
+  if jax.process_index() == 0:
+    run_record.record_launch(workdir, config, diff, start)
+    metrics_log.truncate(workdir, start)   # rows of steps after the last checkpoint are logged again
   writer = metrics_log.MetricWriter(workdir)
-  start = 0
   if manager.latest_step() is not None:
     state, start = checkpointing.resume(manager, state, train_it)
-    _truncate_metrics(workdir, start)
     _log(f"resumed {workdir} at step {start}")
   elif _init_sources(config):
     state, report = checkpointing.init_from(jax.device_get(state), _init_sources(config))
@@ -155,33 +157,51 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   # 4. Training loop.
   bar = progress.Progress(config.train.num_steps, start, config.train.progress and jax.process_index() == 0)
   t_loop, steps_run, first_step_seconds = time.time(), 0, None
+  checked, finite_so_far = start, None
+
+  def stop(what: str):
+    bar.close()
+    last = manager.latest_step()
+    raise NonFiniteError(
+        f"{what}; stopped without validating or saving this state. Last finite checkpoint: "
+        f"{'step ' + str(last) if last is not None else 'none'} in {manager.directory}")
+
   for step in range(start, config.train.num_steps):
     batch = next(train_it) if jax.process_count() == 1 else sharding.shard_batch(next(train_it), batch_sharding)
     state, metrics = train_step(state, batch, train_rng)
-    m = jax.device_get(metrics)
+    # Accumulated on the device; the host reads it at log and checkpoint steps only (no per-step sync).
+    finite_so_far = metrics["finite"] if finite_so_far is None else finite_so_far & metrics["finite"]
     steps_run += 1
+    done = step + 1
     if first_step_seconds is None:
+      jax.block_until_ready(metrics)
       first_step_seconds = time.time() - t0
       _log(f"first training step done {first_step_seconds:.1f} s after start "
            f"({clock.snapshot()['seconds']:.1f} s compiling)")
-    if not math.isfinite(float(m["loss"])):
-      bar.close()
-      last = manager.latest_step()
-      raise NonFiniteLossError(
-          f"non-finite training loss {float(m['loss'])} at step {step + 1}; stopped without saving this state. "
-          f"Last good checkpoint: {'step ' + str(last) if last is not None else 'none'} in {manager.directory}")
-    done = step + 1
+    log_now = done % config.train.log_every == 0 or done == config.train.num_steps
+    save_now = done % config.train.checkpoint_every == 0 or done == config.train.num_steps
+    if not (log_now or save_now):
+      bar.update(1)
+      continue
+    m = jax.device_get(metrics)
+    if not bool(finite_so_far):
+      when = f"at step {done}" if checked + 1 == done else f"between steps {checked + 1} and {done}"
+      stop(f"the training loss or the model state became non-finite {when} (loss at step {done}: {float(m['loss'])})")
+    checked, finite_so_far = done, None
     bar.update(1, {"loss": float(m["loss"]), "top1": float(m["top1"])})
-    if done % config.train.log_every == 0 or done == config.train.num_steps:
+    if log_now:
+      m.pop("finite")
       m["lr"] = schedule(step)
       m["steps_per_s"] = steps_run / max(time.time() - t_loop, 1e-9)
       writer.write(done, "train", m)
-    if done % config.train.checkpoint_every == 0 or done == config.train.num_steps:
+    if save_now:
       if config.train.bn_recalibration_batches:
         calib = run_data.train(put, shard_options, sharding.local_batch_size(config.train.batch_size),
                                seed=config.seed + 1)
         state = bn_calibration.recalibrate(
             train_step, state, (next(calib) for _ in range(config.train.bn_recalibration_batches)), train_rng)
+        if not state_is_finite(state):
+          stop(f"BatchNorm recalibration at step {done} made the statistics non-finite")
       ckpt_metrics = None
       if has_val:
         v = run_eval(state, "val")
