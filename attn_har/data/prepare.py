@@ -413,6 +413,7 @@ class RunData:
       self.num_classes = len(self.classes)
       self.has_val = has_subset(self.store, c.split, "val")
       self.location = str(self.store)
+      store_lib.ClipStore(self.store).require_ids(c.split, "test")  # an empty test subset is found now, not later
 
   def _image_loader(self, subset: str, train: bool, batch_size: int, sharding: Any, seed: Optional[int] = None):
     from attn_har.data.images import make_image_loader  # pylint: disable=import-outside-toplevel

@@ -369,6 +369,16 @@ class ClipStore:
       raise KeyError(f"subset {subset!r} not in split {split!r} of {self.root}; valid subsets: {sorted(subsets)}")
     return list(subsets[subset])
 
+  def require_ids(self, split: str = "1", subset: str = "train") -> list:
+    """`ids(split, subset)`; ValueError naming the store, split and subset when the subset is empty."""
+    ids = self.ids(split, subset)
+    if not ids:
+      counts = ", ".join(f"{k}: {len(v)}" for k, v in self.manifest["splits"][str(split)].items())
+      raise ValueError(f"store {self.root}: split {split!r} has no {subset!r} clips ({counts}; "
+                       f"{len(self.manifest.get('failures', []))} clips failed pre-processing); check the split "
+                       f"files and the manifest's 'failures', then re-run: {self.repair_command()}")
+    return ids
+
   def damaged(self, clip_id: str, reason: str) -> DamagedClipError:
     """The error for a clip that cannot be read: names the clip, its file, `reason` and the repair command."""
     return DamagedClipError(f"clip {clip_id!r} of store {self.root} is damaged: {reason}; file {self.path(clip_id)}; "
