@@ -81,8 +81,8 @@ def test_reading_a_damaged_clip_names_clip_file_and_repair_command(built):
     list(it)
   assert repr(entry["id"]) in str(err.value) and repair in str(err.value)
   # Following the advice repairs the store.
-  r = subprocess.run([sys.executable] + repair.split()[1:], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                     text=True, timeout=120)
+  r = subprocess.run([sys.executable] + repair.split()[1:], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                     capture_output=True, text=True, timeout=120)
   assert r.returncode == 0 and "1 damaged clips redone" in r.stdout, r.stderr
   assert store.ClipStore(out).read(entry["id"])["rgb"].shape == (5, 16, 16, 3)
 

@@ -14,8 +14,9 @@ side borders; 1080p is shrunk while decoding). Synthetic clips keep their own si
 
 Runs in parallel over spawned processes (one flow solver per process), shows a tqdm bar with rate and ETA, and is
 resumable: finished clips are skipped (their recorded settings must match, else it stops; their sha256 is checked
-and damaged clips are pre-processed again, unless --no-verify), stale temporary files are removed, and the manifest is rebuilt at the end from the finished clip files, so a Ctrl-C or SIGKILL followed
-by a re-run loses no finished clip and never keeps a half-written one. A clip that fails to decode is reported and
+and damaged clips are pre-processed again, unless --no-verify), stale temporary files are removed, and the manifest
+is rebuilt at the end from the finished clip files, so a Ctrl-C or SIGKILL followed by a re-run loses no finished
+clip and never keeps a half-written one. A clip that fails to decode is reported and
 skipped; the others still finish; the exit status is 1 only at the end (2 for bad arguments or data layout).
 Do not run two pre-processing commands on one --out at the same time.
 
