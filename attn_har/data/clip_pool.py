@@ -4,13 +4,18 @@
 
 Each worker builds its flow solver once (`_init_worker`), then `process_clip` decodes (or generates) one clip,
 computes the flow pairs its stacking needs, quantises them and writes the clip atomically (`store.write_clip`).
-A clip that fails is reported, never raised; a worker that dies fails only the clips in flight.
+A clip that fails is reported, never raised; a worker that dies fails only the clips in flight; a clip with fewer
+than 2 decodable frames fails (it has no optical flow). Workers die with their parent (Linux: PR_SET_PDEATHSIG),
+so a SIGKILLed pre-processing command leaves no orphan process computing flow.
 """
 
 import concurrent.futures as cf
+import ctypes
 from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
+import os
 import signal
+import sys
 from typing import Callable, Dict, List
 
 import cv2
@@ -19,11 +24,28 @@ from attn_har.data import datasets, flow, quantize, stacking, store
 
 
 _WORKER: Dict[str, object] = {}
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+  """Asks the kernel to SIGKILL this process when its parent dies (Linux; elsewhere a no-op), and exits at once
+  when the parent is already gone."""
+  parent = multiprocessing.parent_process()
+  if parent is None or not sys.platform.startswith("linux"):
+    return
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+  except (OSError, AttributeError):
+    return
+  if os.getppid() != parent.pid:  # the parent died before prctl took effect
+    os._exit(1)
 
 
 def _init_worker(dataset, settings: dict, out: str, threads: int, max_decode_bytes: int) -> None:
-  """Per-process set-up: ignore SIGINT (the parent handles it), build the flow solver once."""
+  """Per-process set-up: die with the parent, ignore SIGINT (the parent handles it), build the flow solver once."""
   if multiprocessing.parent_process() is not None:
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
   cv2.setNumThreads(threads)
   _WORKER.update(dataset=dataset, settings=settings, out=out, max_decode_bytes=max_decode_bytes,
@@ -35,6 +57,9 @@ def process_clip(spec: datasets.ClipSpec) -> tuple:
   cfg = _WORKER["settings"]
   try:
     rgb, mask, n, idx = _WORKER["dataset"].load(spec, cfg["frames"], cfg["size"], _WORKER["max_decode_bytes"])
+    if n < 2:
+      raise ValueError(f"{spec.path or spec.id}: only {n} decodable frame; optical flow needs at least 2 "
+                       "(replace the file or drop it from the split)")
     pairs = stacking.required_pairs(cfg["frames"], cfg["length"], cfg["stacking"], cfg["bidirectional"])
     fields = flow.compute_pairs(_WORKER["solver"], rgb, pairs)
     arrays = {"rgb": rgb, "flow": quantize.quantize(fields, cfg["clip_px"]), "pairs": pairs}

@@ -21,6 +21,7 @@ What differs per dataset is an attribute or method of its class, so no caller co
   store_tag(c)          the default store folder name for `c` (`attn_har.data.prepare.default_store`).
   default_frames        T when --frames is not given.
   frame_size(size)      the stored frame size [H, W] for a requested one.
+  cli_args()            the preprocess arguments that name this source (recorded in the manifest for repairs).
 
 Frames are sampled uniformly (⌊k·N/T⌋ over the N decoded frames) and resized while decoding with
 `decode.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
@@ -75,6 +76,8 @@ class _VideoSource:
   classes: List[str]
   clips: List[ClipSpec]
   missing: List[ClipSpec]
+  root: str = ""
+  split_dir: Optional[str] = None
   _splits: Dict[str, Dict[str, List[str]]]
 
   @classmethod
@@ -91,6 +94,11 @@ class _VideoSource:
   def store_tag(c: Any) -> str:
     """'<dataset>-t<frames>-s<size>-<flow>-<stacking>-L<length>' for the `data` config section `c`."""
     return f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
+
+  def cli_args(self) -> List[str]:
+    """['--dataset', name, '--root', root, ('--split-dir', dir)]."""
+    args = ["--dataset", self.name, "--root", os.path.abspath(self.root)]
+    return args + (["--split-dir", os.path.abspath(self.split_dir)] if self.split_dir else [])
 
   def frame_size(self, size: Sequence[int]) -> List[int]:
     """The stored frame size [H, W]: the requested one."""
@@ -156,6 +164,7 @@ class UCF101(_VideoSource):
   help = UCF101_HELP
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
+    self.root, self.split_dir = root, split_dir
     video_dir = os.path.join(root, "UCF-101")
     split_dir = split_dir or os.path.join(root, "ucfTrainTestlist")
     _require_dir(video_dir, "UCF101 video folder", UCF101_HELP)
@@ -176,6 +185,7 @@ class HMDB51(_VideoSource):
   help = HMDB51_HELP
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
+    self.root, self.split_dir = root, split_dir
     _require_dir(root, "HMDB51 root", HMDB51_HELP)
     video_dir = os.path.join(root, "videos") if os.path.isdir(os.path.join(root, "videos")) else root
     split_dir = split_dir or os.path.join(root, "testTrainMulti_7030_splits")
@@ -214,6 +224,7 @@ class Folder(_VideoSource):
     _require_dir(root, "video folder", FOLDER_HELP)
     if not 0.0 <= test_fraction < 1.0:
       raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    self.root, self.test_fraction = root, test_fraction
     self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     self.clips, self.missing = [], []
     train, test = [], []
@@ -232,6 +243,10 @@ class Folder(_VideoSource):
     self.clips.sort(key=lambda c: c.id)
     self._splits = {"1": {"train": sorted(train), "test": sorted(test)}}
 
+  def cli_args(self) -> List[str]:
+    """['--dataset', 'folder', '--root', root, '--test-fraction', f]."""
+    return ["--dataset", self.name, "--root", os.path.abspath(self.root), "--test-fraction", str(self.test_fraction)]
+
 
 class Synthetic:
   """`SyntheticActions` clips; --root is unused. Split '1' holds its train/val/test subsets.
@@ -248,6 +263,8 @@ class Synthetic:
                seed: int = 0):
     self.data = synthetic.SyntheticActions(num_classes=num_classes, clips_per_class=clips_per_class, size=size,
                                  num_frames=num_frames, seed=seed)
+    self._args = {"classes": num_classes, "clips-per-class": clips_per_class, "size": size, "frames": num_frames}
+    self._seed = seed
     self.classes = list(self.data.class_names)
     self.clips = [ClipSpec(self.data.name_of(i), self.data.label_of(i), index=i) for i in range(len(self.data))]
     self.missing = []
@@ -276,6 +293,13 @@ class Synthetic:
     s = c.synthetic
     return (f"synthetic-v{synthetic.GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-"
             f"t{s.num_frames}-seed{s.seed}-{c.flow_method}-{c.stacking}-L{c.flow_length}")
+
+  def cli_args(self) -> List[str]:
+    """['--dataset', 'synthetic', '--synthetic-classes', K, ..., '--seed', seed]."""
+    args = ["--dataset", self.name]
+    for key, value in self._args.items():
+      args += [f"--synthetic-{key}", str(value)]
+    return args + ["--seed", str(self._seed)]
 
   @property
   def default_frames(self) -> int:

@@ -174,7 +174,7 @@ def make_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str =
   """
   streams = _check_streams(streams)
   store = store_lib.ClipStore(store_dir)
-  ids = store.ids(split, subset)
+  ids = store.require_ids(split, subset)
   with_mask = store.has_mask if with_mask is None else with_mask
   clip = clip.for_store(store.manifest, streams)
   source = ClipSource(store_dir, ids, streams, with_mask)
@@ -205,7 +205,7 @@ def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: 
   """
   streams = _check_streams(streams)
   store = store_lib.ClipStore(store_dir)
-  ids = store.ids(split, subset)
+  ids = store.require_ids(split, subset)
   with_mask = store.has_mask if with_mask is None else with_mask
   clip = clip.for_store(store.manifest, streams)
   shard_options = shard_options or grain.sharding.NoSharding()

@@ -5,8 +5,10 @@
 
   - building (`build_store`, also behind `python -m attn_har.data.preprocess`): every clip of the source is
     pre-processed once in spawned processes (`clip_pool`); finished clips are skipped (their recorded settings
-    must match, else it stops), stale temporary files are removed, and the manifest is rebuilt at the end from
-    the finished clip files, so an interrupted run resumes without losing or duplicating a clip.
+    must match, else it stops) once their sha256 is checked (damaged ones are redone), stale temporary files are
+    removed, and the manifest is rebuilt at the end from the finished clip files, so an interrupted run resumes
+    without losing or duplicating a clip. The manifest records the preprocess arguments (`preprocess_args`), so
+    a reader that meets a damaged clip names the command that repairs the store.
   - a run's store (`prepare_store`): `config.data.store`, else `<cache>/stores/<tag>` (`default_store`). A
     generated dataset (synthetic) is built there when missing, once; later runs reuse it. For a dataset read
     from raw files the store must exist; otherwise the error names the raw-data layout and the preprocess
@@ -19,6 +21,7 @@
     at the end.
 """
 
+import concurrent.futures as cf
 import dataclasses
 import hashlib
 import json
@@ -72,6 +75,31 @@ def remove_stale_temporaries(out: str) -> int:
   return removed
 
 
+def redo_damaged(out: str, entries: List[dict], threads: int = 1) -> List[dict]:
+  """Checks the sha256 of each finished clip (`threads` at a time) and removes the damaged ones so they are redone.
+
+  Returns:
+    [{'id', 'path', 'error'}] of the damaged clips.
+  """
+  with cf.ThreadPoolExecutor(max(1, threads)) as pool:
+    problems = list(pool.map(lambda e: store_lib.clip_damage(out, e), entries))
+  damaged = []
+  for entry, problem in zip(entries, problems):
+    if problem:
+      store_lib.remove_clip(out, entry["id"])
+      damaged.append({"id": entry["id"], "path": entry.get("source"), "error": problem})
+  return damaged
+
+
+def preprocess_args(source, settings: dict) -> List[str]:
+  """The preprocess arguments (all but --out) that build a store of `source` with `settings`."""
+  args = source.cli_args() if hasattr(source, "cli_args") else ["--dataset", source.name]
+  args += ["--flow", settings["flow"], "--clip-px", str(settings["clip_px"]), "--stacking", settings["stacking"],
+           "--length", str(settings["length"]), "--frames", str(settings["frames"]),
+           "--size", *[str(v) for v in settings["size"]]]
+  return args + (["--bidirectional"] if settings["bidirectional"] else [])
+
+
 def finished(out: str, specs: List[datasets.ClipSpec], settings: dict) -> List[dict]:
   """Entries of the finished clips among `specs`; raises if one was made with other settings."""
   entries = []
@@ -98,8 +126,10 @@ class BuildResult:
     flow: the flow method.
     clips: clips in the store now (0 when interrupted: no manifest written).
     new: clips finished in this call.
-    done: clips already finished before it.
+    done: clips already finished before it (and intact).
     stale: stale temporary files removed.
+    damaged: [{'id', 'path', 'error'}] of finished clips whose file did not match its sha256; they were redone
+      (those that failed again are also in `failures`).
     failures: [{'id', 'path', 'error'}] of the clips that failed.
     missing: clips listed by the dataset but absent on disk.
     seconds: time spent pre-processing.
@@ -113,6 +143,7 @@ class BuildResult:
   new: int = 0
   done: int = 0
   stale: int = 0
+  damaged: List[dict] = dataclasses.field(default_factory=list)
   failures: List[dict] = dataclasses.field(default_factory=list)
   missing: List[datasets.ClipSpec] = dataclasses.field(default_factory=list)
   seconds: float = 0.0
@@ -129,13 +160,14 @@ class BuildResult:
     """One line: clips, new / done, failures, missing, time and rates."""
     rate = self.new / self.seconds if self.seconds > 0 else 0.0
     return (f"{self.dataset}: {self.clips} clips in {self.out} ({self.new} new, {self.done} already done"
+            f"{f', {len(self.damaged)} damaged clips redone' if self.damaged else ''}"
             f"{f', {self.stale} stale temporaries removed' if self.stale else ''}); {len(self.failures)} failed; "
             f"{len(self.missing)} listed but missing on disk; {self.seconds:.1f} s, {rate:.2f} clips/s, "
             f"{rate * self.pairs:.1f} flow pairs/s ({self.flow}, {self.pairs} pairs per clip)")
 
 
 def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1, progress: bool = True,
-                limit: Optional[int] = None, max_decode_bytes: int = 1 << 30) -> BuildResult:
+                limit: Optional[int] = None, max_decode_bytes: int = 1 << 30, verify: bool = True) -> BuildResult:
   """Pre-processes the clips of `source` into the store `out` (resumable) and writes its manifest.
 
   Args:
@@ -146,6 +178,7 @@ def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1,
     progress: show a tqdm bar (failed clips are reported on stderr either way).
     limit: pre-process at most this many pending clips.
     max_decode_bytes: clips whose decoded frames would exceed this are decoded in two passes keeping T frames.
+    verify: check the sha256 of every finished clip and redo damaged ones (False: trust a file of the right size).
 
   Raises:
     FileNotFoundError, ValueError, KeyError, ImportError: unusable settings, flow method or store (before any
@@ -156,11 +189,16 @@ def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1,
   os.makedirs(out, exist_ok=True)
   stale = remove_stale_temporaries(out)
   done = finished(out, source.clips, settings)
+  damaged = redo_damaged(out, done, max(1, workers)) if verify else []
+  for d in damaged:
+    print(f"DAMAGED {d['id']}: {d['error']}; pre-processing it again", file=sys.stderr)
+  done = [e for e in done if e["id"] not in {d["id"] for d in damaged}]
   done_ids = {e["id"] for e in done}
   pending = [s for s in source.clips if s.id not in done_ids]
   if limit is not None:
     pending = pending[:limit]
-  result = BuildResult(source.name, out, settings["flow"], done=len(done), stale=stale, missing=list(source.missing),
+  result = BuildResult(source.name, out, settings["flow"], done=len(done), stale=stale, damaged=damaged,
+                       missing=list(source.missing),
                        pairs=len(stacking.required_pairs(settings["frames"], settings["length"],
                                                          settings["stacking"], settings["bidirectional"])))
   bar = tqdm.tqdm(total=len(pending), unit="clip", desc=f"{source.name} {settings['flow']}", disable=not progress,
@@ -200,6 +238,7 @@ def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1,
       "clips": entries, "splits": source.splits(ids), "failures": result.failures,
       "num_missing": len(source.missing),
       "num_unprocessed": len(source.clips) - len(entries) - len(result.failures),
+      "preprocess_args": preprocess_args(source, settings),
   }
   store_lib.write_manifest(out, manifest)
   result.clips = len(entries)
@@ -274,10 +313,10 @@ def split_store(store: pathlib.Path, split: str, val_fraction: float, workdir: p
     val += picked
   val_set = set(val)
   manifest = dict(src.manifest)
-  manifest["clips"] = [dict(e, file=str((store / e["file"]).absolute())) for e in src.manifest["clips"]]
+  manifest["clips"] = [dict(e, file=str(src.path(e["id"]).absolute())) for e in src.manifest["clips"]]
   manifest["splits"] = {str(split): {"train": [i for i in train if i not in val_set], "val": sorted(val_set),
                                      "test": list(subsets.get("test", []))}}
-  manifest["split_view_of"] = str(store.absolute())
+  manifest["split_view_of"] = str(src.base.absolute())   # a view of a view points at the original store
   view = workdir / VIEW_DIR
   view.mkdir(parents=True, exist_ok=True)
   tmp = view / "manifest.json.tmp"
@@ -374,6 +413,7 @@ class RunData:
       self.num_classes = len(self.classes)
       self.has_val = has_subset(self.store, c.split, "val")
       self.location = str(self.store)
+      store_lib.ClipStore(self.store).require_ids(c.split, "test")  # an empty test subset is found now, not later
 
   def _image_loader(self, subset: str, train: bool, batch_size: int, sharding: Any, seed: Optional[int] = None):
     from attn_har.data.images import make_image_loader  # pylint: disable=import-outside-toplevel

@@ -13,9 +13,10 @@ then centre-cropped (UCF101's native 320x240 passes unchanged; HMDB51's 240-high
 side borders; 1080p is shrunk while decoding). Synthetic clips keep their own size.
 
 Runs in parallel over spawned processes (one flow solver per process), shows a tqdm bar with rate and ETA, and is
-resumable: finished clips are skipped (their recorded settings must match, else it stops), stale temporary files
-are removed, and the manifest is rebuilt at the end from the finished clip files, so a Ctrl-C or SIGKILL followed
-by a re-run loses no finished clip and never keeps a half-written one. A clip that fails to decode is reported and
+resumable: finished clips are skipped (their recorded settings must match, else it stops; their sha256 is checked
+and damaged clips are pre-processed again, unless --no-verify), stale temporary files are removed, and the manifest
+is rebuilt at the end from the finished clip files, so a Ctrl-C or SIGKILL followed by a re-run loses no finished
+clip and never keeps a half-written one. A clip that fails to decode is reported and
 skipped; the others still finish; the exit status is 1 only at the end (2 for bad arguments or data layout).
 Do not run two pre-processing commands on one --out at the same time.
 
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--synthetic-frames", type=int, default=16)
   p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
+  p.add_argument("--no-verify", action="store_true",
+                 help="trust finished clips of the right size instead of checking their sha256 (faster re-runs)")
   return p
 
 
@@ -80,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     source = make_dataset(args)
     result = prepare.build_store(source, make_settings(args, source), args.out, workers=args.workers,
                                  progress=not args.no_progress, limit=args.limit,
-                                 max_decode_bytes=args.max_decode_mb << 20)
+                                 max_decode_bytes=args.max_decode_mb << 20, verify=not args.no_verify)
   except (FileNotFoundError, ValueError, KeyError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

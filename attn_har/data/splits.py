@@ -9,7 +9,9 @@ HMDB51 (`testTrainMulti_7030_splits/`): one file `<class>_test_split<N>.txt` per
 `<file>.avi <0|1|2>`: 1 = train, 2 = test, 0 = not used in that split (dropped). Labels are the index in the sorted
 class names. Relative paths are `<class>/<file>.avi`.
 
-Lines are stripped, so CRLF endings and trailing spaces parse identically.
+Lines are stripped, so CRLF endings, trailing spaces and a UTF-8 byte-order mark parse identically; blank lines
+are skipped. Every error names the file and line: undecodable (non-UTF-8) text, a malformed line, or a clip name
+that is not a plain file name ('..', '/' or an absolute path would read outside the dataset folder).
 """
 
 import os
@@ -33,23 +35,43 @@ def _check_split(split: int) -> int:
   return int(split)
 
 
-def _read_lines(path: str, layout: str) -> List[str]:
-  """Returns the non-empty stripped lines of a text file (any line ending)."""
+def _read_lines(path: str, layout: str) -> List[Tuple[int, str]]:
+  """Returns (1-based line number, stripped line) of the non-empty lines of a UTF-8 text file (any line ending)."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"split file not found: {path}; expected {layout}")
-  with open(path, "r", encoding="utf-8", newline=None) as f:
-    return [line.strip() for line in f if line.strip()]
+  with open(path, "rb") as f:
+    raw = f.read()
+  lines = []
+  for n, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+    try:
+      text = line.decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+      raise ValueError(f"{path}:{n}: not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1}); "
+                       f"replace the file with an intact copy of {layout}") from None
+    if text:
+      lines.append((n, text))
+  return lines
+
+
+def _plain_name(path: str, n: int, name: str, line: str) -> str:
+  """`name` when it is a plain file name; else ValueError naming the file and line."""
+  if not name or name in (".", "..") or "/" in name or "\\" in name or os.path.isabs(name):
+    raise ValueError(f"{path}:{n}: clip name {name!r} is not a plain file name ('..' and paths are refused, they "
+                     f"would read outside the dataset folder), got {line!r}")
+  return name
 
 
 def ucf101_classes(split_dir: str) -> List[str]:
   """Returns the 101 UCF101 class names in classInd order (label = position)."""
   path = os.path.join(split_dir, "classInd.txt")
   names = {}
-  for n, line in enumerate(_read_lines(path, UCF101_LAYOUT), 1):
+  for n, line in _read_lines(path, UCF101_LAYOUT):
     parts = line.split()
     if len(parts) != 2 or not parts[0].isdigit():
       raise ValueError(f"{path}:{n}: expected '<index> <Class>', got {line!r}")
-    names[int(parts[0])] = parts[1]
+    if int(parts[0]) in names:
+      raise ValueError(f"{path}:{n}: class index {parts[0]} appears twice ({names[int(parts[0])]} and {parts[1]})")
+    names[int(parts[0])] = _plain_name(path, n, parts[1], line)
   if sorted(names) != list(range(1, len(names) + 1)):
     raise ValueError(f"{path}: class indices are not 1..{len(names)}")
   return [names[i] for i in range(1, len(names) + 1)]
@@ -58,14 +80,15 @@ def ucf101_classes(split_dir: str) -> List[str]:
 def _ucf_list(path: str, classes: Sequence[str], with_label: bool) -> List[Item]:
   lookup = {c.lower(): i for i, c in enumerate(classes)}
   items = []
-  for n, line in enumerate(_read_lines(path, UCF101_LAYOUT), 1):
+  for n, line in _read_lines(path, UCF101_LAYOUT):
     parts = line.replace("\\", "/").split()
-    if len(parts) not in (1, 2) or parts[0].count("/") != 1:
+    if len(parts) not in (1, 2) or parts[0].count("/") != 1 or (len(parts) == 2 and not parts[1].isdigit()):
       raise ValueError(f"{path}:{n}: expected '<Class>/<file>.avi[ <index>]', got {line!r}")
     folder, name = parts[0].split("/")
     label = lookup.get(folder.lower())
     if label is None:
       raise ValueError(f"{path}:{n}: class folder {folder!r} is not in classInd.txt")
+    _plain_name(path, n, name, line)
     if with_label and len(parts) == 2 and int(parts[1]) - 1 != label:
       raise ValueError(f"{path}:{n}: index {parts[1]} disagrees with classInd ({classes[label]} is {label + 1})")
     items.append((f"{classes[label]}/{name}", label))
@@ -97,6 +120,9 @@ def _hmdb_files(split_dir: str) -> Dict[Tuple[str, int], str]:
   for name in os.listdir(split_dir):
     m = _HMDB_FILE.match(name)
     if m:
+      if m["cls"] in (".", ".."):
+        raise ValueError(f"{os.path.join(split_dir, name)}: class name {m['cls']!r} is refused (it would read "
+                         f"outside the video folder); remove the file")
       files[(m["cls"], int(m["split"]))] = os.path.join(split_dir, name)
   if not files:
     raise FileNotFoundError(f"no '<class>_test_split<N>.txt' files in {split_dir}; expected {HMDB51_LAYOUT}")
@@ -126,10 +152,11 @@ def hmdb51(split_dir: str, split: int) -> Tuple[List[Item], List[Item]]:
     path = files.get((cls, split))
     if path is None:
       raise FileNotFoundError(f"missing {cls}_test_split{split}.txt in {split_dir}; expected {HMDB51_LAYOUT}")
-    for n, line in enumerate(_read_lines(path, HMDB51_LAYOUT), 1):
+    for n, line in _read_lines(path, HMDB51_LAYOUT):
       parts = line.split()
       if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
         raise ValueError(f"{path}:{n}: expected '<file>.avi <0|1|2>', got {line!r}")
+      _plain_name(path, n, parts[0], line)
       if parts[1] == "1":
         train.append((f"{cls}/{parts[0]}", label))
       elif parts[1] == "2":

@@ -14,7 +14,14 @@ prints both), and random access during training matters more than disk space.
 
 Writing is resumable: `write_clip` writes the `.npz` to a temporary name, renames it into place, then writes
 the `.json` entry the same way, so `clip_done` (entry present, file of the recorded size) never sees a half
-written clip. `read_entry` rebuilds a manifest entry from the `.json` without reading the arrays.
+written clip. `read_entry` rebuilds a manifest entry from the `.json` without reading the arrays. A failed write
+(e.g. a full disk) leaves no temporary file behind.
+
+Integrity: each entry records the file's sha256 (`verify`; a pre-processing re-run checks every finished clip and
+redoes damaged ones, `clip_damage`). A clip that cannot be read raises `DamagedClipError` naming the clip, its file
+and the command that repairs the store (`repair_command`: the preprocess command re-run on the same --out, from
+the manifest's `preprocess_args`). Entry files must lie inside the store (or, in a split view, inside the store it
+views): a manifest naming a path with '..' or outside is refused.
 
 Write side (the preprocess command)::
 
@@ -33,8 +40,9 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import threading
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -46,6 +54,8 @@ PREPROCESS_HINT = (
     "create it with the preprocess command, e.g. "
     "`python -m attn_har.data.preprocess --dataset synthetic --out {store}` "
     "(see `python -m attn_har.data.preprocess --help`)")
+
+PREPROCESS_MODULE = "python -m attn_har.data.preprocess"
 
 # np.load parses .npy headers with ast.literal_eval, which CPython 3.11 < 3.11.8 cannot run from several threads
 # at once ("SystemError: AST constructor recursion depth mismatch", gh-106905); Grain reads with a thread pool.
@@ -67,6 +77,11 @@ def clip_file(clip_id: str) -> str:
   return f"{CLIP_DIR}/{readable}-{digest}"
 
 
+class DamagedClipError(OSError, ValueError):
+  """A stored clip is missing, unreadable or does not match its checksum; the message names the clip, its file
+  and the repair command."""
+
+
 def _sha256(path: pathlib.Path) -> str:
   h = hashlib.sha256()
   with open(path, "rb") as f:
@@ -75,13 +90,28 @@ def _sha256(path: pathlib.Path) -> str:
   return h.hexdigest()
 
 
-def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+def _write_replace(path: pathlib.Path, write, what: str) -> pathlib.Path:
+  """Writes `path` through a temporary file (`write(f)`), fsyncs and renames it into place.
+
+  On any failure (e.g. ENOSPC) the temporary is removed and an OSError naming `what` and `path` is raised.
+  """
   tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  with open(tmp, "wb") as f:
-    f.write(data)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException as e:
+    tmp.unlink(missing_ok=True)
+    if isinstance(e, OSError):
+      raise OSError(e.errno, f"{what}: cannot write {path}: {e.strerror or e}") from e
+    raise
+  return path
+
+
+def _atomic_write_bytes(path: pathlib.Path, data: bytes, what: str = "") -> None:
+  _write_replace(path, lambda f: f.write(data), what or str(path))
 
 
 def _check_arrays(clip_id: str, arrays: Mapping[str, np.ndarray]) -> dict:
@@ -149,19 +179,18 @@ def write_clip(store_dir, clip_id: str, arrays: Mapping[str, np.ndarray], meta: 
   stem = clip_file(clip_id)
   (root / CLIP_DIR).mkdir(parents=True, exist_ok=True)
   npz = root / f"{stem}.npz"
-  tmp = npz.with_name(f".{npz.name}.tmp{os.getpid()}")
-  with open(tmp, "wb") as f:
-    np.savez(f, **arrays)
-    f.flush()
-    os.fsync(f.fileno())
-  digest = _sha256(tmp)
-  size = tmp.stat().st_size
-  os.replace(tmp, npz)
+  _write_replace(npz, lambda f: np.savez(f, **arrays), f"clip {clip_id!r}")
+  digest = _sha256(npz)
+  size = npz.stat().st_size
   t, h, w, _ = arrays["rgb"].shape
   entry = {**meta, "id": clip_id, "label": meta["label"], "num_frames": meta["num_frames"],
            "file": f"{stem}.npz", "sha256": digest, "bytes": size, "frames": t,
            "pairs": int(arrays["pairs"].shape[0]), "size": [h, w], "mask": "mask" in arrays}
-  _atomic_write_bytes(root / f"{stem}.json", json.dumps(entry, sort_keys=True).encode())
+  try:
+    _atomic_write_bytes(root / f"{stem}.json", json.dumps(entry, sort_keys=True).encode(), f"clip {clip_id!r}")
+  except BaseException:
+    npz.unlink(missing_ok=True)
+    raise
   return entry
 
 
@@ -174,6 +203,26 @@ def clip_done(store_dir, clip_id: str) -> bool:
     return entry.get("id") == clip_id and (root / entry["file"]).stat().st_size == entry["bytes"]
   except (OSError, ValueError, KeyError):
     return False
+
+
+def clip_damage(store_dir, entry: Mapping[str, Any]) -> Optional[str]:
+  """None when the file of a finished clip's `entry` matches its recorded sha256, else what is wrong with it."""
+  path = pathlib.Path(store_dir) / entry["file"]
+  try:
+    digest = _sha256(path)
+  except OSError as e:
+    return f"cannot read {path}: {e.strerror or e}"
+  if digest != entry.get("sha256"):
+    return f"sha256 of {path} is {digest}, its entry says {entry.get('sha256')}"
+  return None
+
+
+def remove_clip(store_dir, clip_id: str) -> None:
+  """Deletes a clip's entry (first, so the clip is never 'done' meanwhile) and its file."""
+  root = pathlib.Path(store_dir)
+  stem = clip_file(clip_id)
+  (root / f"{stem}.json").unlink(missing_ok=True)
+  (root / f"{stem}.npz").unlink(missing_ok=True)
 
 
 def read_entry(store_dir, clip_id: str) -> dict:
@@ -203,7 +252,54 @@ def write_manifest(store_dir, manifest: Mapping[str, Any]) -> None:
                          f"e.g. {unknown[0]!r}")
   root = pathlib.Path(store_dir)
   root.mkdir(parents=True, exist_ok=True)
-  _atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode())
+  _atomic_write_bytes(root / MANIFEST, json.dumps(manifest, indent=1).encode(), "manifest")
+
+
+def repair_command(manifest: Mapping[str, Any], store_dir) -> str:
+  """The preprocess command that rebuilds or repairs the store at `store_dir` (finished, intact clips are kept).
+
+  Uses the manifest's `preprocess_args` (recorded by `prepare.build_store`); a store written before they were
+  recorded gets the options its manifest holds, with a placeholder for the dataset folder.
+  """
+  out = ["--out", os.fspath(store_dir)]
+  args = manifest.get("preprocess_args")
+  if not args:
+    dataset = str(manifest.get("dataset", "<dataset>"))
+    f = manifest.get("flow", {})
+    size = manifest.get("size") or ["<H>", "<W>"]
+    args = ["--dataset", dataset, "--root", f"<{dataset} root>", "--flow", f.get("method", "<flow>"),
+            "--clip-px", f.get("clip_px", "<clip px>"), "--stacking", f.get("pairs", "<stacking>"),
+            "--length", f.get("length", "<L>"), "--frames", manifest.get("frames", "<T>"), "--size", *size]
+    args += ["--bidirectional"] if f.get("bidirectional") else []
+  return " ".join([PREPROCESS_MODULE] + [_quote(str(a)) for a in [*args, *out]])
+
+
+def _quote(arg: str) -> str:
+  return shlex.quote(arg) if not re.fullmatch(r"<[^<>]*>", arg) else arg
+
+
+def _inside(path: str, base: pathlib.Path) -> bool:
+  parts = pathlib.PurePath(path).parts
+  if ".." in parts:
+    return False
+  full = os.path.normpath(base / path)
+  return os.path.commonpath([full, os.path.normpath(base)]) == os.path.normpath(base)
+
+
+def load_manifest(path: pathlib.Path, hint: str = "") -> dict:
+  """Parses a manifest file; a damaged one raises ValueError naming it (and `hint`, what to do)."""
+  try:
+    manifest = json.loads(path.read_bytes().decode("utf-8"))
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    where = f" (line {e.lineno}, column {e.colno}: {e.msg})" if isinstance(e, json.JSONDecodeError) else ""
+    raise ValueError(f"{path}: damaged manifest, not valid JSON{where}; "
+                     f"{hint or 're-run the preprocess command that built this store with the same --out'}"
+                     ) from None
+  if not isinstance(manifest, dict) or not isinstance(manifest.get("clips"), list) or not isinstance(
+      manifest.get("splits"), dict):
+    raise ValueError(f"{path}: damaged manifest (no 'clips' list or 'splits' mapping); "
+                     f"{hint or 're-run the preprocess command that built this store with the same --out'}")
+  return manifest
 
 
 class ClipStore:
@@ -213,6 +309,7 @@ class ClipStore:
     root: the store directory.
     manifest: the parsed manifest.json.
     classes: class names, index = label.
+    base: the folder entry files are relative to (`root`, or for a split view the store it views).
   """
 
   def __init__(self, store_dir):
@@ -222,11 +319,22 @@ class ClipStore:
       what = "store directory" if not self.root.is_dir() else "manifest"
       raise FileNotFoundError(f"no clip store at {self.root} ({what} {path} missing); "
                               + PREPROCESS_HINT.format(store=self.root))
-    self.manifest = json.loads(path.read_text())
+    hint = ("rebuild it by re-running the preprocess command that built this store with the same --out "
+            f"(finished clips are kept), e.g. {PREPROCESS_MODULE} --dataset <dataset> ... --out {self.root}")
+    self.manifest = load_manifest(path, hint)
     if self.manifest.get("version") != VERSION:
       raise ValueError(f"{path}: version {self.manifest.get('version')!r} unsupported (expected {VERSION})")
     self.classes = list(self.manifest["classes"])
-    self._entries = {e["id"]: e for e in self.manifest["clips"]}
+    self.base = pathlib.Path(self.manifest.get("split_view_of") or self.root)
+    self._entries = {}
+    for e in self.manifest["clips"]:
+      file = e.get("file") if isinstance(e, dict) else None
+      if not isinstance(file, str) or not file or not _inside(file, self.base):
+        clip_id = e.get("id") if isinstance(e, dict) else e
+        raise ValueError(f"{path}: entry of clip {clip_id!r} names file {file!r}, which is not a path inside "
+                         f"{self.base} ('..' and outside paths are refused); rebuild the store with: "
+                         f"{self.repair_command()}")
+      self._entries[e["id"]] = e
 
   def __len__(self) -> int:
     return len(self._entries)
@@ -236,12 +344,20 @@ class ClipStore:
     """True when every clip stores a mask."""
     return bool(self._entries) and all(e.get("mask", False) for e in self._entries.values())
 
+  def repair_command(self) -> str:
+    """The preprocess command that repairs this store (for a split view: the store it views)."""
+    return repair_command(self.manifest, self.base)
+
   def entry(self, clip_id: str) -> dict:
     """The manifest entry of `clip_id`."""
     try:
       return self._entries[clip_id]
     except KeyError:
       raise KeyError(f"clip {clip_id!r} not in store {self.root}") from None
+
+  def path(self, clip_id: str) -> pathlib.Path:
+    """The clip's file."""
+    return self.base / self.entry(clip_id)["file"]
 
   def ids(self, split: str = "1", subset: str = "train") -> list:
     """Clip ids of one subset ('train', 'val', 'test', ...) of one split ('1', '2', '3')."""
@@ -253,28 +369,46 @@ class ClipStore:
       raise KeyError(f"subset {subset!r} not in split {split!r} of {self.root}; valid subsets: {sorted(subsets)}")
     return list(subsets[subset])
 
-  def read(self, clip_id: str, keys=None) -> dict:
+  def require_ids(self, split: str = "1", subset: str = "train") -> list:
+    """`ids(split, subset)`; ValueError naming the store, split and subset when the subset is empty."""
+    ids = self.ids(split, subset)
+    if not ids:
+      counts = ", ".join(f"{k}: {len(v)}" for k, v in self.manifest["splits"][str(split)].items())
+      raise ValueError(f"store {self.root}: split {split!r} has no {subset!r} clips ({counts}; "
+                       f"{len(self.manifest.get('failures', []))} clips failed pre-processing); check the split "
+                       f"files and the manifest's 'failures', then re-run: {self.repair_command()}")
+    return ids
+
+  def damaged(self, clip_id: str, reason: str) -> DamagedClipError:
+    """The error for a clip that cannot be read: names the clip, its file, `reason` and the repair command."""
+    return DamagedClipError(f"clip {clip_id!r} of store {self.root} is damaged: {reason}; file {self.path(clip_id)}; "
+                            f"repair the store with: {self.repair_command()}")
+
+  def read(self, clip_id: str, keys: Optional[Sequence[str]] = None) -> dict:
     """Arrays of one clip: {'rgb', 'flow' (uint8), 'pairs', 'label', 'mask' if stored}.
 
     Args:
       clip_id: the clip.
       keys: read only these arrays (of 'rgb', 'flow', 'pairs', 'mask'; a missing 'mask' is skipped); None = all.
+
+    Raises:
+      DamagedClipError: the file is missing, unreadable or damaged (names the clip, file and repair command).
     """
     e = self.entry(clip_id)
-    path = self.root / e["file"]
+    path = self.path(clip_id)
     try:
       with _NPZ_LOCK, np.load(path) as z:
         out = {k: z[k] for k in z.files if keys is None or k in keys}
-    except (OSError, ValueError) as err:
-      raise OSError(f"cannot read clip {clip_id!r} from {path}: {err}") from err
+    except Exception as err:  # pylint: disable=broad-except  (BadZipFile, ValueError, OSError, EOFError, ...)
+      problem = clip_damage(self.base, e) or "its checksum matches but it cannot be read"
+      raise self.damaged(clip_id, f"{problem} ({type(err).__name__}: {err})") from err
     out["label"] = int(e["label"])
     return out
 
   def verify(self, clip_id: str) -> bool:
-    """Checks the clip file's sha256 against the manifest; returns True or raises ValueError."""
-    e = self.entry(clip_id)
-    path = self.root / e["file"]
-    digest = _sha256(path)
-    if digest != e["sha256"]:
-      raise ValueError(f"clip {clip_id!r}: sha256 of {path} is {digest}, manifest says {e['sha256']}")
+    """Checks the clip file's sha256 against the manifest; returns True or raises DamagedClipError (a ValueError
+    and OSError) naming the clip, file and repair command."""
+    problem = clip_damage(self.base, self.entry(clip_id))
+    if problem:
+      raise self.damaged(clip_id, problem)
     return True
