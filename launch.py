@@ -61,7 +61,7 @@ def main(argv=None) -> int:
   except (ConfigMismatchError, WorkdirLockedError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  except (FileNotFoundError, NonFiniteError) as e:
+  except (OSError, NonFiniteError) as e:   # a missing store, a read-only or full disk, a non-finite run
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

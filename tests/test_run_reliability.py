@@ -150,3 +150,23 @@ def test_a_run_killed_before_its_first_checkpoint_logs_each_step_once_after_the_
   keys = [(r["step"], r["split"]) for r in _rows(workdir)]
   assert len(keys) == len(set(keys)) and [s for s, split in keys if split == "train"] == [1, 2, 3]
   assert len(list((workdir / "tb").iterdir())) == 1   # TensorBoard rebuilt from the kept rows, one event file
+
+
+@pytest.mark.parametrize("arg,message", [
+    ("lr=-1", "optim.lr must be a finite number > 0"),
+    ("lr=inf", "optim.lr must be a finite number > 0"),
+    ("split=7", "data.split of synthetic '7'; valid choices: '1'"),
+    ("train.label_smoothing=1.5", "train.label_smoothing must lie in [0, 1)"),
+    ("model.backbone_kwargs.depth=3", "not accepted by backbone 'mobilenet_v2'"),
+])
+def test_values_out_of_range_fail_before_any_file_is_written(arg, message, tmp_path, capsys):
+  assert launch.main([f"--config={BASE},{arg}", f"--workdir={tmp_path / 'run'}"]) == 2
+  assert message in capsys.readouterr().err
+  assert not (tmp_path / "run").exists()
+
+
+def test_an_unwritable_workdir_is_one_clear_error(tmp_path, capsys):
+  (tmp_path / "file").write_text("not a folder")
+  assert launch.main([f"--config={BASE},steps=2", f"--workdir={tmp_path / 'file' / 'run'}"]) == 1
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and str(tmp_path / "file") in err and "Traceback" not in err

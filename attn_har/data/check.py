@@ -14,7 +14,8 @@ def check(c: ml_collections.ConfigDict, stream: str) -> None:
     from attn_har.data.datasets import DATASETS  # pylint: disable=import-outside-toplevel
     from attn_har.data.flow import FLOW_METHODS  # pylint: disable=import-outside-toplevel
     from attn_har.data.stacking import STACKING_MODES  # pylint: disable=import-outside-toplevel
-    lookup(DATASETS, c.dataset, "data.dataset (video)")
+    source = lookup(DATASETS, c.dataset, "data.dataset (video)")
+    check_choice(source.split_ids, str(c.split), f"data.split of {c.dataset}")
     lookup(FLOW_METHODS, c.flow_method, "data.flow_method")
     check_choice(STACKING_MODES, c.stacking, "data.stacking")
     if c.num_frames < 1 or c.flow_length < 1:

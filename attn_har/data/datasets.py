@@ -73,6 +73,7 @@ class _VideoSource:
   help = FOLDER_HELP
   generated = False
   default_frames = 25
+  split_ids: Tuple[str, ...] = ("1",)   # the split ids its stores hold (checked before any work)
   classes: List[str]
   clips: List[ClipSpec]
   missing: List[ClipSpec]
@@ -162,6 +163,7 @@ class UCF101(_VideoSource):
 
   name = "ucf101"
   help = UCF101_HELP
+  split_ids = tuple(str(s) for s in splits.SPLITS)
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
     self.root, self.split_dir = root, split_dir
@@ -183,6 +185,7 @@ class HMDB51(_VideoSource):
 
   name = "hmdb51"
   help = HMDB51_HELP
+  split_ids = tuple(str(s) for s in splits.SPLITS)
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
     self.root, self.split_dir = root, split_dir
@@ -258,6 +261,7 @@ class Synthetic:
   name = "synthetic"
   help = "generated from its settings (attn_har.data.synthetic); there is no raw data"
   generated = True
+  split_ids = ("1",)
 
   def __init__(self, num_classes: int = 10, clips_per_class: int = 30, size: int = 64, num_frames: int = 16,
                seed: int = 0):
