@@ -10,12 +10,17 @@ class NonFiniteError(FloatingPointError):
 
 def all_finite(tree) -> jax.Array:
   """Scalar bool: every inexact leaf of `tree` is finite (integer leaves, e.g. the step, are skipped)."""
-  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  leaves = [jnp.ravel(x) for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
   if not leaves:
     return jnp.asarray(True)
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+  # One reduction over the concatenated leaves: XLA:CPU compiles it in about 1 s, where one reduction per leaf
+  # (about 2000 leaves in the default two-stream state) took 30 s.
+  return jnp.all(jnp.isfinite(jnp.concatenate([x.astype(jnp.float32) for x in leaves])))
+
+
+_all_finite = jax.jit(all_finite)
 
 
 def state_is_finite(state) -> bool:
   """Host bool: the model state {'params', 'batch_stats', 'opt_state', ...} holds only finite numbers."""
-  return bool(jax.jit(all_finite)(state))
+  return bool(_all_finite(state))

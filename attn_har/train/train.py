@@ -184,7 +184,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
       bar.update(1)
       continue
     m = jax.device_get(metrics)
-    if not bool(finite_so_far):
+    if not (bool(finite_so_far) and state_is_finite(state)):
       when = f"at step {done}" if checked + 1 == done else f"between steps {checked + 1} and {done}"
       stop(f"the training loss or the model state became non-finite {when} (loss at step {done}: {float(m['loss'])})")
     checked, finite_so_far = done, None
