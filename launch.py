@@ -53,12 +53,12 @@ def main(argv=None) -> int:
     where = compile_cache.enable()
     print(f"compilation cache: {where or 'off'}", flush=True)
   from attn_har.train.finite import NonFiniteError
-  from attn_har.train.run_record import ConfigMismatchError
+  from attn_har.train.run_record import RunRecordError
   from attn_har.train.train import train_and_evaluate
   from attn_har.train.workdir_lock import WorkdirLockedError
   try:
     train_and_evaluate(config, workdir)
-  except (ConfigMismatchError, WorkdirLockedError) as e:
+  except (RunRecordError, WorkdirLockedError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except (OSError, NonFiniteError) as e:   # a missing store, a read-only or full disk, a non-finite run

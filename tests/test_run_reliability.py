@@ -170,3 +170,10 @@ def test_an_unwritable_workdir_is_one_clear_error(tmp_path, capsys):
   assert launch.main([f"--config={BASE},steps=2", f"--workdir={tmp_path / 'file' / 'run'}"]) == 1
   err = capsys.readouterr().err
   assert err.startswith("error: ") and str(tmp_path / "file") in err and "Traceback" not in err
+
+
+def test_a_damaged_run_record_is_one_clear_error(tmp_path, capsys):
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "config.json").write_text('{"model": ')
+  assert launch.main([f"--config={BASE},steps=2", f"--workdir={tmp_path / 'run'}"]) == 2
+  assert "config.json: the recorded config is not valid JSON" in capsys.readouterr().err

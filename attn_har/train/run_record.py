@@ -24,7 +24,11 @@ SAFE_KEYS = ("train.num_steps", "train.log_every", "train.checkpoint_every", "tr
              "train.progress", "eval.", "data.workers", "data.store", "init_from.", "distributed.")
 
 
-class ConfigMismatchError(ValueError):
+class RunRecordError(ValueError):
+  """The workdir's run record refuses this launch (see `ConfigMismatchError`) or cannot be read."""
+
+
+class ConfigMismatchError(RunRecordError):
   """A relaunch whose config changes what the workdir's checkpoints mean."""
 
 
@@ -54,7 +58,7 @@ def check_relaunch(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
 
   Raises:
     ConfigMismatchError: listing the keys whose change would make the checkpoints mean something else.
-    ValueError: the recorded config.json is not valid JSON (names the file).
+    RunRecordError: the recorded config.json is not valid JSON (names the file).
   """
   path = pathlib.Path(workdir) / CONFIG_FILE
   if not path.is_file():
@@ -62,7 +66,7 @@ def check_relaunch(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> 
   try:
     old = json.loads(path.read_text())
   except (ValueError, UnicodeDecodeError) as e:
-    raise ValueError(f"{path}: the recorded config is not valid JSON ({e}); move the workdir aside or repair "
+    raise RunRecordError(f"{path}: the recorded config is not valid JSON ({e}); move the workdir aside or repair "
                      f"the file") from None
   new = json.loads(config_to_json(config))
   if not new.get("model", {}).get("num_classes"):
