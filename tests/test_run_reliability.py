@@ -1,6 +1,6 @@
 """Runs that never lie: a non-finite state is never saved or called good, a relaunch cannot rewrite the run record,
-one live run per workdir, each metric step logged once after any restart. Small in-process runs (an RGB stream at
-32 px) that share their compiled programs through the persistent compilation cache."""
+one live run per workdir, each metric step logged once after any restart. Small in-process runs of an RGB stream
+that share their compiled programs (with the SIGKILL test of test_launch_e2e.py) through the compilation cache."""
 
 import json
 import os
@@ -21,7 +21,8 @@ from attn_har.train import checkpointing, evaluate, run_record, train, workdir_l
 from attn_har.train.finite import NonFiniteError, state_is_finite
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-BASE = "configs/synthetic_baseline.py:smoke,stream=rgb,size=32,batch=4,train.progress=false,train.log_every=1"
+# The model of the SIGKILL test in test_launch_e2e.py: both share their compiled programs through the cache.
+BASE = "configs/synthetic_baseline.py:smoke,stream=rgb,train.progress=false,train.log_every=1"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,7 +98,7 @@ def test_a_relaunch_cannot_change_what_the_checkpoints_mean(tmp_path, capsys):
   # Changed hyper-parameters, another config file, a typo: refused before anything is written.
   with pytest.raises(run_record.ConfigMismatchError, match=r"optim\.lr: 0\.01 -> 0\.5"):
     train.train_and_evaluate(_config("steps=2,lr=0.5"), workdir)
-  for spec in (f"configs/synthetic_cbam.py:smoke,stream=rgb,size=32,batch=4,steps=2",
+  for spec in ("configs/synthetic_cbam.py:smoke,stream=rgb,steps=2",
                BASE + ",steps=2,model.variant=thesys"):
     assert launch.main([f"--config={spec}", f"--workdir={workdir}"]) == 2
   err = capsys.readouterr().err
