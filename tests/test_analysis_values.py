@@ -270,3 +270,18 @@ def test_evaluate_run_pairs_frames_masks_labels_and_streams(monkeypatch):
   assert att["rgb"]["deletion"] == pytest.approx([1 / 128, 3 / 128])
   assert att["flow"]["deletion"] == pytest.approx([1 / 128, 3 / 128])
   assert att["flow"]["insertion"] == pytest.approx([127 / 128, 381 / 128])  # flow: zero insertion baseline
+
+
+@pytest.mark.parametrize("backbone,attention,blocks", [
+    ("resnet18_v2", "cbam", ("conv2_block2", "conv3_block2", "conv4_block2")),
+    ("resnet50_v2", "l2pa", ("conv2_block3", "conv3_block4", "conv4_block6")),
+    ("mobilenet_v2", "gate", ("block_5", "block_12", "block_15")),
+])
+def test_default_gradcam_layers_are_block_outputs(backbone, attention, blocks):
+  from attn_har.models import build_image_model
+  model = build_image_model(backbone, attention, 3, "thesis")
+  x = jnp.zeros((1, 64, 64, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, False))
+  variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), variables)
+  view = maps.StreamView("rgb", model, variables)
+  assert maps.default_gradcam_layers(view, x) == [f"backbone/{b}" for b in blocks]

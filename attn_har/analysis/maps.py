@@ -8,6 +8,7 @@ Grad-CAM then explains the stream's per-frame logit of the class; with frame ave
 1/T, the gradient of the stream's clip logit.
 """
 
+import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
@@ -108,19 +109,24 @@ def by_stage(maps: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
 
 
 def default_gradcam_layers(view: StreamView, x: jax.Array, count: int = 3) -> List[str]:
-  """Grad-CAM layers as the thesis's (the outputs of MobileNetV2's head attachment blocks 5, 12, 15) when present,
-  else `count` layers spread evenly over the backbone's [N, h, w, c] outputs (early to late, the last included)."""
+  """Grad-CAM layers at block outputs, as the thesis's: MobileNetV2's head attachment blocks (5, 12, 15), or the
+  last block of conv2..conv4 of a ResNet-V2 (the same attachment points); else `count` layers spread evenly over
+  the model's [N, h, w, c] outputs (early to late, the last included)."""
   from attn_har.explain import gradcam_layers  # pylint: disable=import-outside-toplevel
   layers = list(gradcam_layers(view.model, view.variables, x))
   if not layers:
     raise ValueError(f"{type(view.model).__name__} has no layer with a [N, h, w, c] output for Grad-CAM")
-  wanted = []
-  for block in HEAD_POSITIONS:
-    hits = [p for p in layers if p.split("/")[-1] == block]
-    if hits:
-      wanted.append(hits[0])
-  if len(wanted) == 3 and count == 3:
-    return wanted
+  if count == 3:
+    wanted = [hits[0] for block in HEAD_POSITIONS if (hits := [p for p in layers if p.split("/")[-1] == block])]
+    if len(wanted) == 3:
+      return wanted
+    ends = {}
+    for p in layers:
+      m = re.fullmatch(r"conv([2-4])_block(\d+)", p.split("/")[-1])
+      if m and int(m.group(2)) > ends.get(m.group(1), (0, ""))[0]:
+        ends[m.group(1)] = (int(m.group(2)), p)
+    if len(ends) == 3:
+      return [ends[stage][1] for stage in sorted(ends)]
   idx = np.unique(np.round(np.linspace(0, len(layers) - 1, count + 1)[1:]).astype(int))
   return [layers[i] for i in idx]
 
