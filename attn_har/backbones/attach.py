@@ -18,10 +18,14 @@ import flax.linen as nn
 from flax.core import FrozenDict
 
 
+def class_of(factory: Any) -> type:
+  """The class of a flax module class or of a `functools.partial` of one."""
+  return factory.func if isinstance(factory, functools.partial) else factory
+
+
 def field_names(cls: Any) -> frozenset[str]:
   """The dataclass field names of a flax module class (or of a `functools.partial` of one)."""
-  cls = cls.func if isinstance(cls, functools.partial) else cls
-  return frozenset(f.name for f in dataclasses.fields(cls))
+  return frozenset(f.name for f in dataclasses.fields(class_of(cls)))
 
 
 @dataclasses.dataclass(frozen=True)

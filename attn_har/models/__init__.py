@@ -14,6 +14,7 @@ Files:
   temporal    `FrameAverage`, `TemporalAttentionPool`; lstm: `CNNLSTM`.
   two_stream  `TwoStream`; fusion: `FUSIONS` and the post-hoc linear SVM.
   build       `build_model`, `sample_batch`, `TEMPORAL_MODELS`, `STREAM_MODELS`.
+  one_input   `OneInput`: `inputs`, `frame_models` and the batch-key check of the one-input models.
   check       the model config section's checks.
 """
 

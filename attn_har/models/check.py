@@ -27,12 +27,12 @@ def check(m: ml_collections.ConfigDict) -> None:
   from attn_har.backbones import BACKBONES  # pylint: disable=import-outside-toplevel
   inputs_of(m)
   backbone = lookup(BACKBONES, m.backbone, "model.backbone")
-  from attn_har.backbones.attach import field_names  # pylint: disable=import-outside-toplevel
-  accepted = field_names(backbone) - {"attention", "dtype", "param_dtype", "name", "parent"}
-  unknown = sorted(set(m.backbone_kwargs) - accepted)
+  from attn_har.models.image import settable_fields  # pylint: disable=import-outside-toplevel
+  accepted = settable_fields(backbone)
+  unknown = sorted(set(m.backbone_kwargs) - set(accepted))
   if unknown:
     raise KeyError(f"model.backbone_kwargs: {unknown} not accepted by backbone {m.backbone!r}; valid keys: "
-                   f"{sorted(accepted)}")
+                   f"{list(accepted)}")
   if not m.alpha > 0:
     raise ValueError(f"model.alpha must be > 0, got {m.alpha}")
   lookup({"none": None, **ATTENTION}, m.attention, "model.attention")

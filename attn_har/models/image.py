@@ -1,6 +1,5 @@
 """Image classifier: a backbone, an optional attention mechanism, and a classifier head; `build_image_model`."""
 
-import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -12,20 +11,18 @@ from flax.core import FrozenDict
 from attn_har.attention import ATTENTION
 from attn_har.attention.variant import check_variant
 from attn_har.backbones import BACKBONES, attach
+from attn_har.models.one_input import OneInput
 from attn_har.layers import keras
 from attn_har.registry import lookup
 
 
 # Fields every ImageClassifier sets itself on its sub-modules.
-_RESERVED = ("attention", "variant", "dtype", "param_dtype", "num_classes", "num_scales", "name", "parent")
+_RESERVED = frozenset({"attention", "variant", "dtype", "param_dtype", "num_classes", "num_scales", "name", "parent"})
 
 
-def _class_of(factory: Any) -> type:
-  return factory.func if isinstance(factory, functools.partial) else factory
-
-
-def _field_names(factory: Any) -> tuple[str, ...]:
-  return tuple(f.name for f in dataclasses.fields(_class_of(factory)) if f.name not in _RESERVED)
+def settable_fields(cls: Any) -> tuple[str, ...]:
+  """The fields of a backbone or attention class a user may set (`build_image_model` keywords), sorted."""
+  return tuple(sorted(attach.field_names(cls) - _RESERVED))
 
 
 class ImageClassifier(nn.Module):
@@ -57,7 +54,7 @@ class ImageClassifier(nn.Module):
     body = self.backbone(attention=self.attention, name="backbone", **kw)
     out, taps = body(x, train)
     if self.attention is not None and self.attention.placement == "head":
-      head = self.attention.head(_class_of(self.backbone).family, self.num_classes, len(taps), **kw)
+      head = self.attention.head(attach.class_of(self.backbone).family, self.num_classes, len(taps), **kw)
       local = [taps[p] for p in body.positions()]
       return head(local, out, train) if with_logits else {"features": head.features(local, out, train)}
     features = jnp.mean(out, axis=(1, 2))
@@ -106,8 +103,8 @@ def build_image_model(backbone: str = "mobilenet_v2", attention: str | None = No
   backbone_cls = lookup(BACKBONES, backbone, "backbone")
   attention_cls = lookup({"none": None, **ATTENTION}, attention or "none", "attention")
   check_variant("build_image_model", variant)
-  backbone_fields = _field_names(backbone_cls)
-  attention_fields = () if attention_cls is None else _field_names(attention_cls)
+  backbone_fields = settable_fields(backbone_cls)
+  attention_fields = () if attention_cls is None else settable_fields(attention_cls)
   backbone_kwargs, attention_kwargs = {}, {}
   for key, value in kwargs.items():
     value = tuple(value) if isinstance(value, list) else value
@@ -125,7 +122,7 @@ def build_image_model(backbone: str = "mobilenet_v2", attention: str | None = No
                          param_dtype)
 
 
-class ImageModel(nn.Module):
+class ImageModel(OneInput):
   """The model protocol (`attn_har.models`) around one image classifier: reads batch['image'] [B, H, W, C].
 
   Attributes:
@@ -136,17 +133,6 @@ class ImageModel(nn.Module):
   frame: nn.Module
   input_key: str = "image"
 
-  @property
-  def inputs(self) -> tuple[str, ...]:
-    """The batch keys this model reads."""
-    return (self.input_key,)
-
-  def frame_models(self) -> dict[str, tuple[tuple[str, ...], nn.Module]]:
-    """{'image': (('frame',), the image classifier)}."""
-    return {self.input_key: (("frame",), self.frame)}
-
   def __call__(self, batch: dict[str, jax.Array], train: bool) -> dict[str, jax.Array]:
     """batch['image'] [B, H, W, C] -> {'logits': [B, K] float32, 'features': [B, D]}."""
-    if self.input_key not in batch:
-      raise KeyError(f"batch lacks {self.input_key!r} needed by the image model; has {sorted(batch)}")
-    return self.frame.outputs(batch[self.input_key], train)
+    return self.frame.outputs(self.input_of(batch), train)

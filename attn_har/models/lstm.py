@@ -65,7 +65,7 @@ class CNNLSTM(StreamModel):
 
   def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
     """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': the last LSTM output [B, hidden]}."""
-    h = self.sequence(self.clip(batch), train)
+    h = self.sequence(self.input_of(batch), train)
     features = h[:, -1].astype(jnp.float32)
     if self.readout == "last":
       logits = self.head(h[:, -1]).astype(jnp.float32)

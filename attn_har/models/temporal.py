@@ -19,24 +19,11 @@ import ml_collections
 
 from attn_har.models.check import DTYPES
 from attn_har.models.lift import lift
+from attn_har.models.one_input import OneInput
 
 
-class StreamModel(nn.Module):
-  """What the stream models share: the input key, the frame model, the lift and `frame_models`."""
-
-  def clip(self, batch: Dict[str, jax.Array]) -> jax.Array:
-    if self.input_key not in batch:
-      raise KeyError(f"batch lacks {self.input_key!r} needed by {type(self).__name__}; has {sorted(batch)}")
-    return batch[self.input_key]
-
-  @property
-  def inputs(self) -> tuple[str, ...]:
-    """The batch keys this model reads."""
-    return (self.input_key,)
-
-  def frame_models(self) -> Dict[str, tuple[tuple[str, ...], nn.Module]]:
-    """{stream: (variable path of the per-frame image model, the module)}."""
-    return {self.input_key: (("frame",), self.frame)}
+class StreamModel(OneInput):
+  """What the stream models share: the input key, the frame model and how they read their config section."""
 
   @classmethod
   def settings(cls, m: ml_collections.ConfigDict) -> Dict[str, Any]:
@@ -59,7 +46,7 @@ class FrameAverage(StreamModel):
 
   def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
     """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': [B, D]} (float32)."""
-    out = lift(self.frame, self.clip(batch), train, "outputs", self.lift_mode)
+    out = lift(self.frame, self.input_of(batch), train, "outputs", self.lift_mode)
     return {k: jnp.mean(v.astype(jnp.float32), axis=1) for k, v in out.items()}
 
 
@@ -104,6 +91,6 @@ class TemporalAttentionPool(StreamModel):
 
   def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
     """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': [B, D]} (float32)."""
-    features = self.pooled(self.clip(batch), train)
+    features = self.pooled(self.input_of(batch), train)
     logits = self.head(self.dropout(features, deterministic=not train)).astype(jnp.float32)
     return {"logits": logits, "features": features}
