@@ -1,4 +1,4 @@
-"""Cost of checking stored checksums on a no-op pre-processing re-run (`prepare.build_store`, every clip finished).
+"""Cost of checking stored checksums on a no-op pre-processing re-run (`store_build.build_store`, every clip finished).
 
   .venv/bin/python benchmarks/bench_rerun.py [--clips 200] [--frames 25] [--size 240 320] [--workers 1 2]
 
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from attn_har.data import datasets, prepare, store
+from attn_har.data import datasets, store, store_build
 
 
 class _Stored:
@@ -57,11 +57,11 @@ def main() -> None:
     source = _Stored(specs)
     runs = [("no verification", False, 1)] + [(f"sha256, {k} threads", True, k) for k in args.workers]
     for label, verify, workers in runs:
-      prepare.build_store(source, settings, out, workers=workers, progress=False, verify=verify)  # warm-up
+      store_build.build_store(source, settings, out, workers=workers, progress=False, verify=verify)  # warm-up
       times = []
       for _ in range(3):
         start = time.perf_counter()
-        result = prepare.build_store(source, settings, out, workers=workers, progress=False, verify=verify)
+        result = store_build.build_store(source, settings, out, workers=workers, progress=False, verify=verify)
         times.append(time.perf_counter() - start)
         assert result.new == 0 and result.done == args.clips and not result.damaged
       best = min(times)

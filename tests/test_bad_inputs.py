@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from attn_har.config.loader import load_config
-from attn_har.data import datasets, pipeline, prepare, preprocess, splits, store
+from attn_har.data import datasets, pipeline, prepare, preprocess, splits, store, store_build
 from attn_har.data.clip_options import ClipOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -126,8 +126,8 @@ def test_a_full_disk_leaves_no_temporary_and_names_the_clip(tmp_path, monkeypatc
   assert not _leftovers(tmp_path) and not list(tmp_path.rglob("*.npz"))
   # Through build_store: every clip fails with its name, nothing half-written remains, the status is 1.
   source = datasets.Synthetic(num_classes=2, clips_per_class=1, size=16, num_frames=5)
-  settings = prepare.store_settings(source, flow_method="farneback", length=2)
-  result = prepare.build_store(source, settings, tmp_path / "b", workers=0, progress=False)
+  settings = store_build.store_settings(source, flow_method="farneback", length=2)
+  result = store_build.build_store(source, settings, tmp_path / "b", workers=0, progress=False)
   assert result.status() == 1 and len(result.failures) == 2
   assert all(f"clip {f['id']!r}: cannot write" in f["error"] and "No space left" in f["error"]
              for f in result.failures)
@@ -162,8 +162,8 @@ def test_a_one_frame_clip_fails_naming_the_file(tmp_path):
   _write_avi(root / "a" / "many.avi", 6)
   _write_avi(root / "b" / "many.avi", 6)
   source = datasets.Folder(str(root), test_fraction=0.0)
-  settings = prepare.store_settings(source, flow_method="farneback", length=2, frames=4, size=(24, 32))
-  result = prepare.build_store(source, settings, tmp_path / "s", workers=0, progress=False)
+  settings = store_build.store_settings(source, flow_method="farneback", length=2, frames=4, size=(24, 32))
+  result = store_build.build_store(source, settings, tmp_path / "s", workers=0, progress=False)
   assert result.status() == 1
   assert result.failures == [{"id": "a/one.avi", "path": str(root / "a" / "one.avi"),
                               "error": f"ValueError: {root / 'a' / 'one.avi'}: only 1 decodable frame; optical flow "

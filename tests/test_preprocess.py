@@ -1,4 +1,4 @@
-"""Pre-processing (`prepare.build_store` and its CLI): parallel, resumable after SIGKILL, bad clips reported, manifest
+"""Pre-processing (`store_build.build_store` and its CLI): parallel, resumable after SIGKILL, bad clips reported, manifest
 rebuilt from files."""
 
 import json
@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from attn_har.config.loader import load_config
-from attn_har.data import clip_pool, datasets, prepare, preprocess, quantize, stacking, store
+from attn_har.data import clip_pool, datasets, prepare, preprocess, quantize, stacking, store, store_build
 from attn_har.data import splits as split_lists
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -176,10 +176,10 @@ def test_worker_crash_fails_only_clips_in_flight(tmp_path):
 
 
 def test_build_store_function_equals_the_cli(tmp_path, monkeypatch):
-  """`prepare.build_store` (a function of a source and settings) writes the bytes `python -m ...preprocess` does."""
+  """`store_build.build_store` (a function of a source and settings) writes the bytes `python -m ...preprocess` does."""
   source = datasets.Synthetic(num_classes=2, clips_per_class=3, size=16, num_frames=5, seed=1)
-  settings = prepare.store_settings(source, flow_method="farneback", stacking_mode="anchored", length=2)
-  result = prepare.build_store(source, settings, tmp_path / "fn", workers=0, progress=False)
+  settings = store_build.store_settings(source, flow_method="farneback", stacking_mode="anchored", length=2)
+  result = store_build.build_store(source, settings, tmp_path / "fn", workers=0, progress=False)
   assert (result.clips, result.new, result.failures, result.status()) == (6, 6, [], 0)
   cmd = [sys.executable, "-m", "attn_har.data.preprocess", "--dataset", "synthetic", "--out", str(tmp_path / "cli"),
          "--flow", "farneback", "--stacking", "anchored", "--length", "2", "--synthetic-classes", "2",

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from attn_har.data import datasets, pipeline, prepare, preprocess, store
+from attn_har.data import datasets, pipeline, prepare, preprocess, store, store_build
 from attn_har.data.clip_options import ClipOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_recorded_arguments_name_each_source(tmp_path):
   folder = datasets.Folder(str(tmp_path / "v"), test_fraction=0.25)
   settings = {"flow": "dis", "clip_px": 20.0, "stacking": "anchored", "length": 3, "bidirectional": True,
               "frames": 9, "size": [60, 80]}
-  args = prepare.preprocess_args(folder, settings)
+  args = store_build.preprocess_args(folder, settings)
   parsed = preprocess.build_parser().parse_args(args + ["--out", "x"])
   assert (parsed.dataset, parsed.root, parsed.test_fraction) == ("folder", str(tmp_path / "v"), 0.25)
   assert preprocess.make_settings(parsed, preprocess.make_dataset(parsed)) == settings

@@ -12,8 +12,9 @@ Modules (import them directly; nothing is imported here):
   quantize      uint8 flow quantisation with exact dequantisation.
   store         the clip store: one .npz per clip plus a manifest.
   clip_pool     the per-clip pre-processing job and the pool of processes that runs it.
-  prepare       `build_store` (pre-processing as a function), a run's store (`prepare_store`; built when the
-                dataset is generated), the validation hold-out and a run's loaders (`RunData`).
+  store_build   `build_store`: pre-processing as a function (resumable, checksums verified, damaged clips redone).
+  prepare       a run's store (`prepare_store`; built when the dataset is generated), the validation hold-out and
+                a run's loaders (`RunData`).
   preprocess    the pre-processing CLI (`python -m attn_har.data.preprocess`): arguments over `build_store`.
   clip_options  `ClipOptions`: frame sampling, flow stacking and augmentation of one clip.
   pipeline      the Grain video pipelines (`operations`, `make_loader`, `make_eval_loader`).

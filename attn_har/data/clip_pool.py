@@ -1,4 +1,4 @@
-"""The per-clip pre-processing job and the pool of spawned processes that runs it (`prepare.build_store`).
+"""The per-clip pre-processing job and the pool of spawned processes that runs it (`store_build.build_store`).
 
   run_pool(specs, workers, (source, settings, out, threads, max_decode_bytes), on_result)
 

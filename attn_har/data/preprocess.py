@@ -20,7 +20,7 @@ clip and never keeps a half-written one. A clip that fails to decode is reported
 skipped; the others still finish; the exit status is 1 only at the end (2 for bad arguments or data layout).
 Do not run two pre-processing commands on one --out at the same time.
 
-This module parses the arguments and reports; the work is `prepare.build_store` (per-clip jobs: `clip_pool`).
+This module parses the arguments and reports; the work is `store_build.build_store` (per-clip jobs: `clip_pool`).
 """
 
 import argparse
@@ -28,7 +28,7 @@ import os
 import sys
 from typing import List, Optional
 
-from attn_har.data import datasets, flow, prepare, quantize, stacking
+from attn_har.data import datasets, flow, quantize, stacking, store_build
 from attn_har.registry import lookup
 
 
@@ -71,8 +71,8 @@ def make_dataset(args: argparse.Namespace):
 
 
 def make_settings(args: argparse.Namespace, source) -> dict:
-  """The settings every clip of this store is made with (`prepare.store_settings`)."""
-  return prepare.store_settings(source, flow_method=args.flow, stacking_mode=args.stacking, length=args.length,
+  """The settings every clip of this store is made with (`store_build.store_settings`)."""
+  return store_build.store_settings(source, flow_method=args.flow, stacking_mode=args.stacking, length=args.length,
                                 clip_px=args.clip_px, bidirectional=args.bidirectional, frames=args.frames,
                                 size=args.size)
 
@@ -81,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   try:
     source = make_dataset(args)
-    result = prepare.build_store(source, make_settings(args, source), args.out, workers=args.workers,
+    result = store_build.build_store(source, make_settings(args, source), args.out, workers=args.workers,
                                  progress=not args.no_progress, limit=args.limit,
                                  max_decode_bytes=args.max_decode_mb << 20, verify=not args.no_verify)
   except (FileNotFoundError, ValueError, KeyError, ImportError) as e:

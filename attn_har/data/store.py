@@ -258,7 +258,7 @@ def write_manifest(store_dir, manifest: Mapping[str, Any]) -> None:
 def repair_command(manifest: Mapping[str, Any], store_dir) -> str:
   """The preprocess command that rebuilds or repairs the store at `store_dir` (finished, intact clips are kept).
 
-  Uses the manifest's `preprocess_args` (recorded by `prepare.build_store`); a store written before they were
+  Uses the manifest's `preprocess_args` (recorded by `store_build.build_store`); a store written before they were
   recorded gets the options its manifest holds, with a placeholder for the dataset folder.
   """
   out = ["--out", os.fspath(store_dir)]
