@@ -3,7 +3,7 @@
   .venv/bin/python benchmarks/bench_pipeline.py [--workers 2] [--clips 40] [--batches 20]
 
 Builds a temporary store from the built-in synthetic dataset (64x64, 16 frames, DIS flow between consecutive
-frames, written with `store.write_clip`), then times `make_loader` (train: segment sampling, random crop, flip,
+frames, written with `store_write.write_clip`), then times `make_loader` (train: segment sampling, random crop, flip,
 resize to 112, batch 8, T=8 frames, L=5 consecutive stacks) after one warm-up batch. Also times `np.load` of
 one clip written uncompressed (the store's format) vs `np.savez_compressed`.
 """
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from attn_har.data import pipeline
+from attn_har.data import store_write
 from attn_har.data import quantize
 from attn_har.data import store
 from attn_har.data import synthetic
@@ -32,11 +33,11 @@ def build_store(root: str, num_clips: int) -> None:
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in c["rgb"]]
     flow = np.stack([dis.calc(a, b, None) for a, b in zip(grey[:-1], grey[1:])])
     pairs = np.stack([np.arange(len(grey) - 1), np.arange(1, len(grey))], 1).astype(np.int16)
-    entries.append(store.write_clip(root, c["name"], {"rgb": c["rgb"], "flow": quantize.quantize(flow),
+    entries.append(store_write.write_clip(root, c["name"], {"rgb": c["rgb"], "flow": quantize.quantize(flow),
                                                        "pairs": pairs, "mask": c["mask"]},
                                     {"label": c["label"], "num_frames": len(grey)}))
   ids = [e["id"] for e in entries]
-  store.write_manifest(root, {
+  store_write.write_manifest(root, {
       "version": 1, "dataset": "synthetic", "classes": ds.class_names, "frames": ds.num_frames,
       "size": [ds.size, ds.size], "flow": {"method": "dis", "clip_px": quantize.DEFAULT_CLIP_PX,
                                            "pairs": "consecutive", "length": 5, "bidirectional": False},

@@ -3,7 +3,7 @@
   .venv/bin/python benchmarks/bench_rerun.py [--clips 200] [--frames 25] [--size 240 320] [--workers 1 2]
 
 Writes `--clips` clips of UCF101's stored size (T frames of H x W RGB and T - 1 flow pairs, random bytes, about
-9.4 MB each at the defaults) with `store.write_clip`, then times `build_store` over them with `verify=False` (the
+9.4 MB each at the defaults) with `store_write.write_clip`, then times `build_store` over them with `verify=False` (the
 old re-run: entries and file sizes only) and `verify=True` (sha256 of every file, `--workers` threads), each
 three times after one warm-up; the files are then in the page cache, so the numbers are the hashing cost, not the
 disk's. Prints seconds per re-run and MB/s hashed.
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from attn_har.data import datasets, store, store_build
+from attn_har.data import datasets, store_build, store_write
 
 
 class _Stored:
@@ -49,7 +49,7 @@ def main() -> None:
     for i in range(args.clips):
       rgb[0, 0, 0, 0] = i % 256
       cid = f"a/clip_{i:05d}.avi"
-      e = store.write_clip(out, cid, {"rgb": rgb, "flow": flow, "pairs": pairs},
+      e = store_write.write_clip(out, cid, {"rgb": rgb, "flow": flow, "pairs": pairs},
                            {"label": 0, "num_frames": args.frames, "preprocess": settings})
       specs.append(datasets.ClipSpec(cid, 0, index=i))
     total_mb = e["bytes"] * args.clips / 1e6

@@ -17,6 +17,7 @@ import pytest
 
 from attn_har.config.loader import load_config
 from attn_har.data import datasets, pipeline, prepare, preprocess, splits, store, store_build
+from attn_har.data import store_write
 from attn_har.data.clip_options import ClipOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -103,11 +104,11 @@ def test_bad_hmdb51_split_files_name_file_and_line(tmp_path, line, match):
 
 def test_manifest_paths_outside_the_store_are_refused(tmp_path):
   (tmp_path / "secret.npz").write_bytes(b"x")
-  e = store.write_clip(tmp_path / "s", "A/x.avi", _arrays(), {"label": 0, "num_frames": 3})
+  e = store_write.write_clip(tmp_path / "s", "A/x.avi", _arrays(), {"label": 0, "num_frames": 3})
   for file in ("../secret.npz", str(tmp_path / "secret.npz"), "clips/../../secret.npz"):
     manifest = {"version": 1, "dataset": "t", "classes": ["A"], "frames": 3, "size": [8, 8], "flow": {},
                 "clips": [dict(e, file=file)], "splits": {"1": {"train": ["A/x.avi"]}}, "failures": []}
-    store.write_manifest(tmp_path / "s", manifest)
+    store_write.write_manifest(tmp_path / "s", manifest)
     with pytest.raises(ValueError) as err:
       store.ClipStore(tmp_path / "s")
     assert f"entry of clip 'A/x.avi' names file {file!r}, which is not a path inside {tmp_path / 's'}" in str(
@@ -121,7 +122,7 @@ def test_a_full_disk_leaves_no_temporary_and_names_the_clip(tmp_path, monkeypatc
 
   monkeypatch.setattr(store.np, "savez", savez_on_full_disk)
   with pytest.raises(OSError, match="clip 'A/x.avi': cannot write .*No space left on device") as err:
-    store.write_clip(tmp_path, "A/x.avi", _arrays(), {"label": 0, "num_frames": 3})
+    store_write.write_clip(tmp_path, "A/x.avi", _arrays(), {"label": 0, "num_frames": 3})
   assert err.value.errno == errno.ENOSPC
   assert not _leftovers(tmp_path) and not list(tmp_path.rglob("*.npz"))
   # Through build_store: every clip fails with its name, nothing half-written remains, the status is 1.
@@ -135,16 +136,16 @@ def test_a_full_disk_leaves_no_temporary_and_names_the_clip(tmp_path, monkeypatc
 
 
 def test_a_full_disk_while_writing_the_entry_removes_the_clip_file(tmp_path, monkeypatch):
-  real = store._atomic_write_bytes  # pylint: disable=protected-access
+  real = store_write._atomic_write_bytes  # pylint: disable=protected-access
 
   def full(path, data, what=""):
     if path.suffix == ".json":
       raise OSError(errno.ENOSPC, f"{what}: cannot write {path}: No space left on device")
     real(path, data, what)
 
-  monkeypatch.setattr(store, "_atomic_write_bytes", full)
+  monkeypatch.setattr(store_write, "_atomic_write_bytes", full)
   with pytest.raises(OSError, match="clip 'A/x.avi'"):
-    store.write_clip(tmp_path, "A/x.avi", _arrays(), {"label": 0, "num_frames": 3})
+    store_write.write_clip(tmp_path, "A/x.avi", _arrays(), {"label": 0, "num_frames": 3})
   assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
@@ -176,7 +177,7 @@ def test_an_empty_test_subset_is_an_error_before_training(tmp_path):
   assert preprocess.main(_syn_args(out)) == 0
   manifest = json.loads((out / store.MANIFEST).read_text())
   manifest["splits"]["1"]["test"] = []
-  store.write_manifest(out, manifest)
+  store_write.write_manifest(out, manifest)
   expected = f"store {out}: split '1' has no 'test' clips (train: "
   with pytest.raises(ValueError, match="re-run: python -m attn_har.data.preprocess") as err:
     pipeline.make_eval_loader(out, ClipOptions(num_frames=2, image_size=12), subset="test", batch_size=1,

@@ -5,6 +5,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from attn_har.data import pipeline
+from attn_har.data import store_write
 from attn_har.data import sampling
 from attn_har.data import store
 from attn_har.data import transforms
@@ -37,10 +38,10 @@ def store_dir(tmp_path_factory):
     flow[..., 0] = U0 + k
     flow[..., 1] = (V0 + 8 * pairs[:, 0])[:, None, None]
     mask = np.broadcast_to(((k + np.arange(F)) % 2)[:, None, None], (F, H, W)).astype(np.uint8)
-    entries.append(store.write_clip(d, _clip_id(k), {"rgb": rgb, "flow": flow, "pairs": pairs, "mask": mask},
+    entries.append(store_write.write_clip(d, _clip_id(k), {"rgb": rgb, "flow": flow, "pairs": pairs, "mask": mask},
                                     {"label": _label(k), "num_frames": F}))
   ids = [e["id"] for e in entries]
-  store.write_manifest(d, {
+  store_write.write_manifest(d, {
       "version": 1, "dataset": "encoded", "classes": ["a", "b", "c"], "frames": F, "size": [H, W],
       "flow": {"method": "fake", "clip_px": 20.0, "pairs": "consecutive", "length": L, "bidirectional": False},
       "clips": entries, "splits": {"1": {"train": ids[:10], "test": ids[10:]}}, "failures": []})

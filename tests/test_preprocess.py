@@ -1,5 +1,5 @@
-"""Pre-processing (`store_build.build_store` and its CLI): parallel, resumable after SIGKILL, bad clips reported, manifest
-rebuilt from files."""
+"""Pre-processing (`store_build.build_store` and its CLI): parallel, resumable after SIGKILL, bad clips reported,
+manifest rebuilt from files."""
 
 import json
 import os
@@ -13,6 +13,7 @@ import numpy as np
 
 from attn_har.config.loader import load_config
 from attn_har.data import clip_pool, datasets, prepare, preprocess, quantize, stacking, store, store_build
+from attn_har.data import store_write
 from attn_har.data import splits as split_lists
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -172,7 +173,7 @@ def test_worker_crash_fails_only_clips_in_flight(tmp_path):
   clip_pool.run_pool(specs, 1, (_CrashingSource(), settings, str(tmp_path), 1, 1 << 20), results.append)
   status = {r[1]["id"] if r[0] == "ok" else r[1]: r[0] for r in results}
   assert status == {"a": "ok", "crash": "error", "c": "ok", "d": "ok"}
-  assert all(store.clip_done(tmp_path, c) for c in "acd") and not store.clip_done(tmp_path, "crash")
+  assert all(store_write.clip_done(tmp_path, c) for c in "acd") and not store_write.clip_done(tmp_path, "crash")
 
 
 def test_build_store_function_equals_the_cli(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from attn_har.data import store
+from attn_har.data import store_write
 
 
 def _arrays(seed=0, t=5, h=6, w=7, mask=True):
@@ -29,15 +30,15 @@ def _manifest(entries, splits=None):
 def test_roundtrip_entry_and_reader(tmp_path):
   ids = ["Class A/v_x (1).avi", "Class-B/v_y!.avi"]
   arrays = [_arrays(0), _arrays(1, mask=False)]
-  entries = [store.write_clip(tmp_path, i, a, {"label": k, "num_frames": 40 + k, "source": f"/v/{k}"})
+  entries = [store_write.write_clip(tmp_path, i, a, {"label": k, "num_frames": 40 + k, "source": f"/v/{k}"})
              for k, (i, a) in enumerate(zip(ids, arrays))]
   assert entries[0]["label"] == 0 and entries[1]["num_frames"] == 41 and entries[0]["source"] == "/v/0"
   assert entries[0]["frames"] == 5 and entries[0]["pairs"] == 4 and entries[0]["size"] == [6, 7]
   assert entries[0]["mask"] and not entries[1]["mask"]
   for i, e in zip(ids, entries):
-    assert store.clip_done(tmp_path, i)
-    assert store.read_entry(tmp_path, i) == e
-  store.write_manifest(tmp_path, _manifest(entries))
+    assert store_write.clip_done(tmp_path, i)
+    assert store_write.read_entry(tmp_path, i) == e
+  store_write.write_manifest(tmp_path, _manifest(entries))
   s = store.ClipStore(tmp_path)
   assert len(s) == 2 and s.classes == ["a", "b"] and not s.has_mask
   assert s.ids("1", "train") == ids[:1] and s.ids("1", "test") == ids[1:]
@@ -63,24 +64,24 @@ def test_file_names_are_safe_and_unique():
 
 def test_clip_done_false_for_partial_or_missing(tmp_path):
   clip_id = "C/v.avi"
-  assert not store.clip_done(tmp_path, clip_id)
-  e = store.write_clip(tmp_path, clip_id, _arrays(), {"label": 1, "num_frames": 5})
+  assert not store_write.clip_done(tmp_path, clip_id)
+  e = store_write.write_clip(tmp_path, clip_id, _arrays(), {"label": 1, "num_frames": 5})
   npz = tmp_path / e["file"]
   data = npz.read_bytes()
   npz.write_bytes(data[: len(data) // 2])      # truncated by a crash
-  assert not store.clip_done(tmp_path, clip_id)
+  assert not store_write.clip_done(tmp_path, clip_id)
   with pytest.raises(FileNotFoundError, match="C/v.avi"):
-    store.read_entry(tmp_path, clip_id)
+    store_write.read_entry(tmp_path, clip_id)
   npz.write_bytes(data)
-  assert store.clip_done(tmp_path, clip_id)
+  assert store_write.clip_done(tmp_path, clip_id)
   os.remove(npz.with_suffix(".json"))           # the entry is written last
-  assert not store.clip_done(tmp_path, clip_id)
+  assert not store_write.clip_done(tmp_path, clip_id)
   assert not [p for p in (tmp_path / "clips").iterdir() if ".tmp" in p.name]
 
 
 def test_verify_detects_corruption(tmp_path):
-  e = store.write_clip(tmp_path, "c", _arrays(), {"label": 0, "num_frames": 5})
-  store.write_manifest(tmp_path, _manifest([e], {"1": {"train": ["c"]}}))
+  e = store_write.write_clip(tmp_path, "c", _arrays(), {"label": 0, "num_frames": 5})
+  store_write.write_manifest(tmp_path, _manifest([e], {"1": {"train": ["c"]}}))
   path = tmp_path / e["file"]
   data = bytearray(path.read_bytes())
   data[-100] ^= 0xFF
@@ -102,30 +103,30 @@ def test_write_clip_rejects_bad_arrays(tmp_path, change, match):
   a = _arrays()
   change(a)
   with pytest.raises(ValueError, match=match):
-    store.write_clip(tmp_path, "bad/clip.avi", a, {"label": 0, "num_frames": 5})
-  assert not store.clip_done(tmp_path, "bad/clip.avi")
+    store_write.write_clip(tmp_path, "bad/clip.avi", a, {"label": 0, "num_frames": 5})
+  assert not store_write.clip_done(tmp_path, "bad/clip.avi")
 
 
 def test_write_clip_rejects_bad_meta(tmp_path):
   with pytest.raises(ValueError, match="label"):
-    store.write_clip(tmp_path, "x", _arrays(), {"num_frames": 5})
+    store_write.write_clip(tmp_path, "x", _arrays(), {"num_frames": 5})
   with pytest.raises(ValueError, match="JSON"):
-    store.write_clip(tmp_path, "x", _arrays(), {"label": 0, "num_frames": 5, "bad": object()})
+    store_write.write_clip(tmp_path, "x", _arrays(), {"label": 0, "num_frames": 5, "bad": object()})
 
 
 def test_manifest_validation_and_reader_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="preprocess"):
     store.ClipStore(tmp_path / "nowhere")
-  e = store.write_clip(tmp_path, "c", _arrays(), {"label": 0, "num_frames": 5})
+  e = store_write.write_clip(tmp_path, "c", _arrays(), {"label": 0, "num_frames": 5})
   with pytest.raises(FileNotFoundError, match="manifest"):
     store.ClipStore(tmp_path)
   bad = _manifest([e])
   del bad["classes"]
   with pytest.raises(ValueError, match="classes"):
-    store.write_manifest(tmp_path, bad)
+    store_write.write_manifest(tmp_path, bad)
   with pytest.raises(ValueError, match="'ghost'"):
-    store.write_manifest(tmp_path, _manifest([e], {"1": {"train": ["c", "ghost"]}}))
-  store.write_manifest(tmp_path, _manifest([e], {"1": {"train": ["c"]}}))
+    store_write.write_manifest(tmp_path, _manifest([e], {"1": {"train": ["c", "ghost"]}}))
+  store_write.write_manifest(tmp_path, _manifest([e], {"1": {"train": ["c"]}}))
   assert json.loads((tmp_path / "manifest.json").read_text())["clips"][0]["id"] == "c"
   s = store.ClipStore(tmp_path)
   with pytest.raises(KeyError, match="valid splits: \\['1'\\]"):

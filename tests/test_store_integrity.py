@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from attn_har.data import datasets, pipeline, prepare, preprocess, store, store_build
+from attn_har.data import store_write
 from attn_har.data.clip_options import ClipOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def test_rerun_redoes_a_clip_damaged_in_place(built, capsys):
   path = out / entry["file"]
   size, good = path.stat().st_size, path.read_bytes()
   _damage(path)
-  assert path.stat().st_size == size and store.clip_done(out, entry["id"])  # the size check alone misses it
+  assert path.stat().st_size == size and store_write.clip_done(out, entry["id"])  # the size check alone misses it
   assert preprocess.main(_args(out)) == 0
   captured = capsys.readouterr()
   assert "1 new, 5 already done, 1 damaged clips redone" in captured.out
@@ -94,7 +95,7 @@ def test_missing_clip_file_and_split_view_name_the_original_store(built, tmp_pat
   assert view == out
   m = dict(manifest, splits={"1": {"train": train, "test": manifest["splits"]["1"]["test"]}})
   other = tmp_path / "no_val"
-  store.write_manifest(other, dict(m, clips=[dict(e, file=str((out / e["file"]).absolute())) for e in m["clips"]],
+  store_write.write_manifest(other, dict(m, clips=[dict(e, file=str((out / e["file"]).absolute())) for e in m["clips"]],
                                    split_view_of=str(out.absolute())))
   view = prepare.split_store(other, "1", 0.5, tmp_path / "run2")
   os.remove(out / manifest["clips"][0]["file"])
@@ -105,13 +106,13 @@ def test_missing_clip_file_and_split_view_name_the_original_store(built, tmp_pat
 
 
 def test_stores_written_before_preprocess_args_get_a_repair_template(tmp_path):
-  e = store.write_clip(tmp_path, "A/x.avi", {"rgb": np.zeros((3, 8, 8, 3), np.uint8),
+  e = store_write.write_clip(tmp_path, "A/x.avi", {"rgb": np.zeros((3, 8, 8, 3), np.uint8),
                                              "flow": np.zeros((2, 8, 8, 2), np.uint8),
                                              "pairs": np.array([[0, 1], [1, 2]])}, {"label": 0, "num_frames": 3})
-  store.write_manifest(tmp_path, {"version": 1, "dataset": "ucf101", "classes": ["A"], "frames": 3, "size": [8, 8],
-                                  "flow": {"method": "dis", "clip_px": 20.0, "pairs": "consecutive", "length": 2,
-                                           "bidirectional": False},
-                                  "clips": [e], "splits": {"1": {"train": ["A/x.avi"]}}, "failures": []})
+  store_write.write_manifest(tmp_path, {
+      "version": 1, "dataset": "ucf101", "classes": ["A"], "frames": 3, "size": [8, 8],
+      "flow": {"method": "dis", "clip_px": 20.0, "pairs": "consecutive", "length": 2, "bidirectional": False},
+      "clips": [e], "splits": {"1": {"train": ["A/x.avi"]}}, "failures": []})
   assert store.ClipStore(tmp_path).repair_command() == (
       "python -m attn_har.data.preprocess --dataset ucf101 --root <ucf101 root> --flow dis --clip-px 20.0 "
       f"--stacking consecutive --length 2 --frames 3 --size 8 8 --out {tmp_path}")

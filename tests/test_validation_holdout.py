@@ -6,6 +6,7 @@ import json
 import pytest
 
 from attn_har.data import prepare, store
+from attn_har.data import store_write
 
 CLASSES = ["a", "b", "c", "d"]
 # Class d has a single training clip: it must stay in training.
@@ -21,7 +22,7 @@ def _store(tmp_path, splits=None):
                        "bidirectional": False},
               "clips": entries, "splits": splits or {"1": {"train": TRAIN, "test": TEST}}, "failures": []}
   root = tmp_path / "store"
-  store.write_manifest(root, manifest)
+  store_write.write_manifest(root, manifest)
   return root
 
 

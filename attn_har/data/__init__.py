@@ -10,7 +10,8 @@ Modules (import them directly; nothing is imported here):
   flow          optical flow (`FLOW_METHODS`: TV-L1, DIS, Farneback) over frame pairs.
   stacking      which flow pairs a stacking needs and how stacks are built from stored pairs.
   quantize      uint8 flow quantisation with exact dequantisation.
-  store         the clip store: one .npz per clip plus a manifest.
+  store         the clip store: one .npz per clip plus a manifest (`ClipStore`, the read side).
+  store_write   writing clips, their entries and the manifest (atomic, resumable).
   clip_pool     the per-clip pre-processing job and the pool of processes that runs it.
   store_build   `build_store`: pre-processing as a function (resumable, checksums verified, damaged clips redone).
   prepare       a run's store (`prepare_store`; built when the dataset is generated), the validation hold-out and

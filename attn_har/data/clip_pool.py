@@ -3,7 +3,7 @@
   run_pool(specs, workers, (source, settings, out, threads, max_decode_bytes), on_result)
 
 Each worker builds its flow solver once (`_init_worker`), then `process_clip` decodes (or generates) one clip,
-computes the flow pairs its stacking needs, quantises them and writes the clip atomically (`store.write_clip`).
+computes the flow pairs its stacking needs, quantises them and writes the clip atomically (`store_write.write_clip`).
 A clip that fails is reported, never raised; a worker that dies fails only the clips in flight; a clip with fewer
 than 2 decodable frames fails (it has no optical flow). Workers die with their parent (Linux: PR_SET_PDEATHSIG),
 so a SIGKILLed pre-processing command leaves no orphan process computing flow.
@@ -20,7 +20,7 @@ from typing import Callable, Dict, List
 
 import cv2
 
-from attn_har.data import datasets, flow, quantize, stacking, store
+from attn_har.data import datasets, flow, quantize, stacking, store_write
 
 
 _WORKER: Dict[str, object] = {}
@@ -67,7 +67,7 @@ def process_clip(spec: datasets.ClipSpec) -> tuple:
       arrays["mask"] = mask
     meta = {"label": spec.label, "num_frames": n, "frame_indices": idx.tolist(),
             "source": spec.path if spec.path is not None else f"synthetic:{spec.index}", "preprocess": cfg}
-    return ("ok", store.write_clip(_WORKER["out"], spec.id, arrays, meta))
+    return ("ok", store_write.write_clip(_WORKER["out"], spec.id, arrays, meta))
   except Exception as e:  # pylint: disable=broad-except  (a bad clip must not stop the others)
     return ("error", spec.id, spec.path, f"{type(e).__name__}: {e}")
 

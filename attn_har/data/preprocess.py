@@ -6,7 +6,7 @@
 For each clip: decode every frame (`decode.read_frames`, resized while decoding), sample T frames uniformly
 (⌊k·N/T⌋), compute the flow of each frame pair that the chosen stacking needs once (`stacking.required_pairs`;
 consecutive: T - 1 pairs for any L; anchored: (T - L)·L pairs), quantise it to uint8 over ±clip_px
-(`quantize.quantize`) and write the clip atomically (`store.write_clip`). Stacks are built at load time.
+(`quantize.quantize`) and write the clip atomically (`store_write.write_clip`). Stacks are built at load time.
 
 Frame size (--size H W, default 240 320): each frame is resized keeping its aspect ratio until it covers H x W,
 then centre-cropped (UCF101's native 320x240 passes unchanged; HMDB51's 240-high clips keep their height and lose

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 import tqdm
 
 from attn_har.data import clip_pool, datasets, flow, quantize, stacking, store as store_lib
+from attn_har.data import store_write
 
 # Settings recorded in every clip entry; a resumed run must use the same ones.
 SETTING_KEYS = ("flow", "clip_px", "stacking", "length", "bidirectional", "frames", "size")
@@ -66,7 +67,7 @@ def redo_damaged(out: str, entries: List[dict], threads: int = 1) -> List[dict]:
   damaged = []
   for entry, problem in zip(entries, problems):
     if problem:
-      store_lib.remove_clip(out, entry["id"])
+      store_write.remove_clip(out, entry["id"])
       damaged.append({"id": entry["id"], "path": entry.get("source"), "error": problem})
   return damaged
 
@@ -84,8 +85,8 @@ def finished(out: str, specs: List[datasets.ClipSpec], settings: dict) -> List[d
   """Entries of the finished clips among `specs`; raises if one was made with other settings."""
   entries = []
   for spec in specs:
-    if store_lib.clip_done(out, spec.id):
-      entry = store_lib.read_entry(out, spec.id)
+    if store_write.clip_done(out, spec.id):
+      entry = store_write.read_entry(out, spec.id)
       old = entry.get("preprocess", {})
       diff = [k for k in SETTING_KEYS if old.get(k) != settings[k]]
       if diff:
@@ -220,6 +221,6 @@ def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1,
       "num_unprocessed": len(source.clips) - len(entries) - len(result.failures),
       "preprocess_args": preprocess_args(source, settings),
   }
-  store_lib.write_manifest(out, manifest)
+  store_write.write_manifest(out, manifest)
   result.clips = len(entries)
   return result
