@@ -22,6 +22,8 @@ What differs per dataset is an attribute or method of its class, so no caller co
   default_frames        T when --frames is not given.
   frame_size(size)      the stored frame size [H, W] for a requested one.
   cli_args()            the preprocess arguments that name this source (recorded in the manifest for repairs).
+  group_of(clip_id)     the clips that must stay on one side of a train/validation hold-out share this key
+                        (`attn_har.data.prepare.split_store`): UCF101 its group, HMDB51 its source video, else the clip.
 
 Frames are sampled uniformly (⌊k·N/T⌋ over the N decoded frames) and resized while decoding with
 `decode.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
@@ -31,6 +33,7 @@ import argparse
 import dataclasses
 import hashlib
 import os
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -96,6 +99,11 @@ class _VideoSource:
     """'<dataset>-t<frames>-s<size>-<flow>-<stacking>-L<length>' for the `data` config section `c`."""
     return f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
 
+  @staticmethod
+  def group_of(clip_id: str) -> str:
+    """The hold-out group of a clip: the clip itself."""
+    return clip_id
+
   def cli_args(self) -> List[str]:
     """['--dataset', name, '--root', root, ('--split-dir', dir)]."""
     args = ["--dataset", self.name, "--root", os.path.abspath(self.root)]
@@ -158,12 +166,26 @@ def _require_dir(path: str, what: str, help_text: str) -> None:
     raise FileNotFoundError(f"{what} not found: {path}; {help_text}")
 
 
+_UCF101_GROUP = re.compile(r"_(g\d+)_c\d+(\.\w+)?$")
+# HMDB51 clip names end in the clip's tags and its segment index: '<source>_<action>_<body>_<camera>_np<people>_
+# <view>_<quality>_<n>.avi' (e.g. 'April_09_brush_hair_u_nm_np1_ba_goo_0.avi'); every official split file matches.
+_HMDB51_TAGS = re.compile(r"_[a-z]+_[a-z]+_np\d+_[a-z]+_[a-z]+_\d+(\.\w+)?$")
+_TRAILING_INDEX = re.compile(r"_\d+(\.\w+)?$")
+
+
 class UCF101(_VideoSource):
   """UCF101 with its three official splits."""
 
   name = "ucf101"
   help = UCF101_HELP
   split_ids = tuple(str(s) for s in splits.SPLITS)
+
+  @staticmethod
+  def group_of(clip_id: str) -> str:
+    """'gXX' of '<Class>/v_<Class>_gXX_cYY.avi': clips of a group share actors and background. The number is
+    taken across classes, as the official splits do (split 1 tests g01-g07 of every class)."""
+    m = _UCF101_GROUP.search(clip_id)
+    return m.group(1) if m else clip_id
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
     self.root, self.split_dir = root, split_dir
@@ -186,6 +208,15 @@ class HMDB51(_VideoSource):
   name = "hmdb51"
   help = HMDB51_HELP
   split_ids = tuple(str(s) for s in splits.SPLITS)
+
+  @staticmethod
+  def group_of(clip_id: str) -> str:
+    """The source video of '<class>/<source>_<action>_<tags>_<n>.avi': the name without its tags and trailing
+    segment index (without the index alone when the tags do not parse). Clips of one source differing only in tags
+    are segments of the same footage; the official splits never put them on both sides (0 in splits 1-3)."""
+    name = clip_id.rsplit("/", 1)[-1]
+    stripped = _HMDB51_TAGS.sub("", name)
+    return stripped if stripped != name else _TRAILING_INDEX.sub("", name)
 
   def __init__(self, root: str, split_dir: Optional[str] = None):
     self.root, self.split_dir = root, split_dir
@@ -304,6 +335,11 @@ class Synthetic:
     for key, value in self._args.items():
       args += [f"--synthetic-{key}", str(value)]
     return args + ["--seed", str(self._seed)]
+
+  @staticmethod
+  def group_of(clip_id: str) -> str:
+    """The hold-out group of a clip: the clip itself (generated clips are independent)."""
+    return clip_id
 
   @property
   def default_frames(self) -> int:

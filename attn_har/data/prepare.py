@@ -9,16 +9,17 @@
   - image datasets (cifar100, imagenette): `attn_har.data.images` from `data.root` (image folders) or
     `data.tfds_dir`; validation = a deterministic `val_fraction` of the train images (by sha1 of the index).
   - validation: the store's 'val' subset when its split has one (synthetic), else a split view holding out
-    `val_fraction` of each class's train clips (deterministic, by sha1 of the clip id): a manifest-only store
-    under `<workdir>/split_view/` whose entries point at the original clip files. The test subset is only read
-    at the end.
+    about `val_fraction` of each class's train clips in whole groups (UCF101 groups, HMDB51 source videos: the
+    dataset's `group_of`), deterministic by sha1 of the group key: a manifest-only store under
+    `<workdir>/split_view/` whose entries point at the original clip files. The test subset is only read at the
+    end.
 """
 
 import hashlib
 import json
 import os
 import pathlib
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import ml_collections
 
@@ -76,8 +77,47 @@ def _val_of(clip_id: str, fraction: float) -> bool:
   return h < fraction
 
 
+def _sha1(text: str) -> str:
+  return hashlib.sha1(text.encode()).hexdigest()
+
+
+def group_holdout(labels: Dict[str, int], group_of: Callable[[str], str], fraction: float) -> List[str]:
+  """The validation clips of a group-aware hold-out of the training clips `labels` ({clip id: label}).
+
+  Whole groups (`group_of(clip_id)`, e.g. a UCF101 group or an HMDB51 source video) go to validation, so no group
+  has clips on both sides. Groups are visited in the order of the sha1 of their key (deterministic, independent of
+  the clip order); a group is taken when most of its clips belong to classes still under `fraction` of their
+  clips in validation and when every class it touches keeps at least one training clip.
+  """
+  groups: Dict[str, List[str]] = {}
+  for cid in sorted(labels):
+    groups.setdefault(group_of(cid), []).append(cid)
+  total: Dict[int, int] = {}
+  for label in labels.values():
+    total[label] = total.get(label, 0) + 1
+  held = {label: 0 for label in total}
+  val: List[str] = []
+  for key in sorted(groups, key=_sha1):
+    counts: Dict[int, int] = {}
+    for cid in groups[key]:
+      counts[labels[cid]] = counts.get(labels[cid], 0) + 1
+    if any(held[c] + n >= total[c] for c, n in counts.items()):
+      continue   # a class would lose its last training clip
+    wanting = sum(n for c, n in counts.items() if held[c] < fraction * total[c])
+    if 2 * wanting <= len(groups[key]):
+      continue   # most of its clips belong to classes that already have their share
+    for c, n in counts.items():
+      held[c] += n
+    val += groups[key]
+  return sorted(val)
+
+
 def split_store(store: pathlib.Path, split: str, val_fraction: float, workdir: pathlib.Path) -> pathlib.Path:
-  """A store whose split has 'train', 'val' and 'test' subsets: `store` itself or a split view in `workdir`."""
+  """A store whose split has 'train', 'val' and 'test' subsets: `store` itself or a split view in `workdir`.
+
+  The view holds out about `val_fraction` of each class's training clips by whole groups of the store's dataset
+  (`datasets.DATASETS[name].group_of`; clip by clip for datasets without groups), see `group_holdout`.
+  """
   src = store_lib.ClipStore(store)
   subsets = src.manifest["splits"].get(str(split))
   if subsets is None:
@@ -85,17 +125,9 @@ def split_store(store: pathlib.Path, split: str, val_fraction: float, workdir: p
   if "val" in subsets or val_fraction <= 0:
     return store
   train = list(subsets["train"])
-  by_class: Dict[int, List[str]] = {}
-  for cid in train:
-    by_class.setdefault(int(src.entry(cid)["label"]), []).append(cid)
-  val = []
-  for ids in by_class.values():
-    picked = [i for i in ids if _val_of(i, val_fraction)]
-    if not picked and len(ids) >= 2 and val_fraction > 0:
-      picked = [min(ids, key=lambda i: hashlib.sha1(i.encode()).hexdigest())]
-    if len(picked) == len(ids):
-      picked = picked[:-1]
-    val += picked
+  source = datasets.DATASETS.get(src.manifest.get("dataset", ""))
+  group_of = getattr(source, "group_of", lambda cid: cid)
+  val = group_holdout({cid: int(src.entry(cid)["label"]) for cid in train}, group_of, val_fraction)
   val_set = set(val)
   manifest = dict(src.manifest)
   manifest["clips"] = [dict(e, file=str(src.path(e["id"]).absolute())) for e in src.manifest["clips"]]
