@@ -172,13 +172,19 @@ def test_bn_recalibration_recovers_batch_statistics_exactly():
   assert float(jnp.abs(new["batch_stats"]["BatchNorm_0"]["var"] - 1).max()) > 0.01   # moved from the init
 
 
-def test_collect_features_averages_views_per_video_and_drops_padding():
+def test_video_scores_average_stream_softmax_per_video_and_drop_padding():
   from attn_har.train import evaluate
-  batch = {"x": np.arange(5.0)[:, None] * np.ones((5, 2)), "label": np.array([1, 1, 0, 0, 0]),
-           "index": np.array([3, 3, 1, 1, 1]), "valid": np.array([1, 1, 1, 1, 0])}
-  out = evaluate.collect_features(lambda v, b: b["x"], None, [batch])
-  np.testing.assert_allclose(out["features"], [[2.5, 2.5], [0.5, 0.5]])  # video 1 (rows 2, 3), video 3 (rows 0, 1)
+  rgb = np.log(np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.1, 0.9], [0.9, 0.1], [1.0, 1e-9]]))
+  batch = {"label": np.array([1, 1, 0, 0, 0, 0]), "index": np.array([3, 3, 1, 1, 1, 1]),
+           "valid": np.array([1, 1, 1, 1, 1, 0])}
+  collected = evaluate.collect(lambda v, b: {"logits": rgb, "streams": {"rgb": rgb, "flow": rgb[:, ::-1]}}, None,
+                               [batch])
+  out = evaluate.video_scores(collected)
+  # video 1 = rows 2, 3, 4 (row 5 is padding), video 3 = rows 0, 1
+  np.testing.assert_allclose(out["streams"]["rgb"], [[0.5, 0.5], [0.4, 0.6]], atol=1e-7)
+  np.testing.assert_allclose(out["streams"]["flow"], [[0.5, 0.5], [0.6, 0.4]], atol=1e-7)
   np.testing.assert_array_equal(out["label"], [0, 1])
+  np.testing.assert_array_equal(out["index"], [1, 3])
 
 
 class DropoutOnly(nn.Module):

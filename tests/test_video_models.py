@@ -8,10 +8,11 @@ import ml_collections
 import pytest
 
 from attn_har.models.build import TEMPORAL_MODELS
-from attn_har.models.fusion import FUSIONS, fit_linear_svm, svm_scores
+from attn_har.models.fusion import FUSIONS
 from attn_har.models.lift import LIFT_AXIS, lift
 from attn_har.models.two_stream import TwoStream
 from attn_har.registry import lookup
+from attn_har.train.steps import cross_entropy
 
 K = 4
 
@@ -113,9 +114,14 @@ def test_video_models_shapes_jit_and_dropout(name):
     np.testing.assert_allclose(y, yp, atol=1e-5)
   else:
     assert not np.allclose(y, yp, atol=1e-5)
-  if name == "average":
+  if name == "average":   # S&Z: the clip score is the mean of the frames' softmax scores (log of it is returned)
     per_frame = Lift(TinyFrame(), "fold").apply({k: {"frame": v[k]["frame"]} for k in v}, x, False)
-    np.testing.assert_allclose(y, per_frame.mean(1), atol=1e-5)
+    np.testing.assert_allclose(np.exp(y), jax.nn.softmax(per_frame).mean(1), atol=1e-6)
+    np.testing.assert_allclose(np.exp(y).sum(-1), 1.0, atol=1e-6)     # log-probabilities: softmax(y) == exp(y)
+    assert not np.allclose(jax.nn.softmax(y), jax.nn.softmax(per_frame.mean(1)), atol=1e-4)  # not mean logits
+    # The training loss on it is the negative log of the averaged probability of the label.
+    labels = jnp.asarray([1, 3])
+    np.testing.assert_allclose(cross_entropy(y, labels), -np.log(np.exp(y)[np.arange(2), labels]), rtol=1e-5)
   if name == "attention_pool":   # the temporal weights are a distribution over the frames
     _, inter = m.apply(v, {"flow": x}, False, mutable=["intermediates"])
     a = inter["intermediates"]["temporal_attention"][0]
@@ -167,16 +173,3 @@ def test_weighted_fusion_rejects_bad_weights():
     _two_stream("weighted", (1.0, -1.0)).init(jax.random.key(0), {"rgb": _clip(0), "flow": _clip(1)}, False)
   with pytest.raises(KeyError, match="average"):
     _fusion("max")
-
-
-def test_linear_svm_separates_and_is_fitted_on_given_data_only():
-  rng = np.random.default_rng(0)
-  centres = rng.normal(0, 4, (3, 6))
-  y = np.repeat(np.arange(3), 20)
-  x = centres[y] + rng.normal(0, 0.5, (60, 6))
-  svm = fit_linear_svm(x, y, 3, c=1.0, steps=50)
-  assert np.mean(svm_scores(svm, x).argmax(-1) == y) == 1.0
-  x_test = centres[y] + rng.normal(0, 0.5, (60, 6))
-  assert np.mean(svm_scores(svm, x_test).argmax(-1) == y) >= 0.95
-  with pytest.raises(ValueError, match="labels"):
-    fit_linear_svm(x, y + 1, 3)

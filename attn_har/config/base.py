@@ -25,7 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
       lift="auto",                 # 'auto' | 'vmap' | 'fold' (attn_har.models.lift)
       lstm=dict(hidden=512, num_layers=3, dropout=0.5, readout="last"),
       pool=dict(hidden=128, dropout=0.0),
-      svm=dict(c=1.0, steps=300),
+      svm=dict(c=1.0, max_iter=10000),  # fusion='svm': LinearSVC (Crammer & Singer) C and iterations
       backbone_kwargs=ml_collections.ConfigDict(),  # extra keyword arguments of build_image_model
   ))
   c.optim = ml_collections.ConfigDict(dict(
@@ -44,8 +44,18 @@ def base_config() -> ml_collections.ConfigDict:
       progress=True,
       bn_recalibration_batches=0,  # >0: recalibrate BatchNorm statistics before each validation (bn_calibration)
   ))
+  # The test protocol (video): each of a video's clips_per_video x crops views holds `frames` frames; the video's
+  # score averages the softmax scores of its views (and a FrameAverage stream's of its frames). Validation during
+  # training has its own, usually cheaper, protocol (val_*). `batch_size` counts views.
   c.eval = ml_collections.ConfigDict(dict(
-      batch_size=32, clips_per_video=1, crops=1,
+      batch_size=32,
+      frames=0,                    # frames per view, uniformly spaced over the valid stacks; 0 = data.num_frames
+      clips_per_video=1,           # temporal views (evenly offset positions)
+      crops=1,                     # 1 centre, 3 along the long side, 10 = 4 corners + centre, each also flipped
+      crop_fraction=0.875,         # 10-crop square side / short side (S&Z: 224 of 256)
+      val_frames=0,                # validation: 0 = data.num_frames
+      val_clips_per_video=0,       # validation: 0 = clips_per_video
+      val_crops=1,
       best_metric="top1",          # best checkpoint by validation top-1, ties by lower loss
   ))
   c.init_from = ml_collections.ConfigDict(dict(

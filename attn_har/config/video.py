@@ -10,6 +10,7 @@ Arguments (comma separated, see `attn_har.config.args`):
   attention=A         a key of `attn_har.attention.ATTENTION`, or 'none'.
   store=DIR, root=DIR the pre-processed clip store / the raw dataset folder.
   steps=N, batch=N, lr=X, dtype=bfloat16, seed=N, size=N, frames=N, alpha=X
+  test_frames=N, crops=1|3|10   the test protocol (eval.frames, eval.crops; defaults 25 x 10)
   any dotted path, e.g. train.checkpoint_every=50 or optim.schedule=cosine.
 """
 
@@ -25,6 +26,7 @@ SHORTHANDS = {
     "size": "data.image_size", "stream": "model.stream", "temporal": "model.temporal", "fusion": "model.fusion",
     "backbone": "model.backbone", "attention": "model.attention", "alpha": "model.alpha", "dtype": "model.dtype",
     "steps": "train.num_steps", "batch": "train.batch_size", "lr": "optim.lr", "seed": "seed",
+    "test_frames": "eval.frames", "crops": "eval.crops",
 }
 FLAGS = {"smoke"}
 
@@ -62,8 +64,12 @@ def video_config(dataset: str, attention: str, arg: str | None,
       image_size=112,
       crop_scale=(0.5, 1.0),       # training RandomCrop area range (fraction of the largest centred square)
       flip_prob=0.5,               # horizontal flips (negating u); 0 for data whose labels are directions
+      flow_mean_subtraction=True,  # subtract each flow field's spatial mean (S&Z Table 1b); off for synthetic
       workers=0,
   ))
+  # Test protocol of real video (S&Z §6): 25 uniformly spaced frames x 10 crops (4 corners + centre, each also
+  # flipped with u negated); validation keeps the cheap default (data.num_frames, 1 centre crop).
+  c.eval.update(frames=25, crops=10)
   if recipe is not None:
     recipe(c, flags)
   if "smoke" in flags:
@@ -72,11 +78,11 @@ def video_config(dataset: str, attention: str, arg: str | None,
     c.model.alpha = 0.35
     c.model.lstm.hidden, c.model.lstm.num_layers = 16, 1
     c.model.pool.hidden = 8
-    c.model.svm.steps = 20
     # 64x64 keeps a 2x2 final map: BatchNorm over 1x1 maps of 4 near-identical frames overflows the gradient.
     c.data.num_frames, c.data.flow_length, c.data.image_size = 2, 2, 64
     c.train.update(batch_size=2, num_steps=3, log_every=1, checkpoint_every=2, progress=False,
                    bn_recalibration_batches=2)
     c.eval.batch_size = 2
+    c.eval.frames = min(c.eval.frames, 3)   # 0 (= data.num_frames) stays 0
   args_lib.apply_values(c, values, SHORTHANDS)
   return c

@@ -28,6 +28,7 @@ class ClipOptions:
     clip_px: flow quantisation range; None = the store's.
     flow_scale: flow pixels are divided by it.
     rescale_flow: scale flow vectors with the crop-to-image_size resize.
+    flow_mean_subtraction: subtract each flow field's spatial mean (`attn_har.data.flow_mean`).
   """
   num_frames: int
   flow_length: Optional[int] = None
@@ -39,13 +40,15 @@ class ClipOptions:
   clip_px: Optional[float] = None
   flow_scale: float = 1.0
   rescale_flow: bool = True
+  flow_mean_subtraction: bool = False
 
   @classmethod
   def from_config(cls, c: Any, **overrides) -> "ClipOptions":
     """The options of the `data` config section `c` (num_frames, flow_length, stacking, image_size, crop_scale,
-    flip_prob); `overrides` replace fields."""
+    flip_prob, flow_mean_subtraction); `overrides` replace fields."""
     opts = cls(num_frames=c.num_frames, flow_length=c.flow_length, stacking=c.stacking, image_size=c.image_size,
-               scale=tuple(c.crop_scale), flip_prob=c.flip_prob)
+               scale=tuple(c.crop_scale), flip_prob=c.flip_prob,
+               flow_mean_subtraction=bool(c.get("flow_mean_subtraction", False)))
     return dataclasses.replace(opts, **overrides)
 
   def replace(self, **changes) -> "ClipOptions":

@@ -16,7 +16,7 @@ Training::
 Evaluation (every clip of a subset, `views` temporal x `crops` spatial views each, nothing dropped)::
 
   it = make_eval_loader(store_dir, ClipOptions(num_frames=25, flow_length=5, image_size=112), subset='test',
-                        batch_size=8, views=1, crops=1)
+                        batch_size=8, views=1, crops=10)   # S&Z: 25 frames x (4 corners + centre, each flipped)
   len(it)  # number of batches; the last one is padded: 'valid' [B] i32 is 0 on padding rows
            # extra keys: 'view' [B] i32; aggregate predictions per 'index' over rows with valid == 1.
 
@@ -39,6 +39,8 @@ from typing import Any, Optional, Sequence, Tuple
 import grain
 import numpy as np
 
+from attn_har.data import crops as crops_lib
+from attn_har.data import flow_mean
 from attn_har.data import prefetch as prefetch_lib
 from attn_har.data import store as store_lib
 from attn_har.data import transforms
@@ -114,28 +116,35 @@ def _check_streams(streams):
   return streams
 
 
-def operations(clip: ClipOptions, *, train: bool, views: int = 1, crops: int = 1,
+def operations(clip: ClipOptions, *, train: bool, views: int = 1, crops: int = 1, crop_fraction: float = 0.875,
                keys: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
                drop_remainder: bool = True) -> list:
   """The Grain operations from a stored clip to model inputs; the one op list of training, evaluation and analysis.
 
-  SampleClip (T frames and their flow stacks) -> RandomCrop (train) or FixedCrop -> ToFloat -> Resize ->
-  RandomFlip (train, flip_prob > 0) -> SelectKeys (when `keys`) -> Batch (when `batch_size`).
+  SampleClip (T frames and their flow stacks) -> RandomCrop (train) or the eval crop (`crops.eval_crop_ops`) ->
+  ToFloat -> Resize -> RandomFlip (train, flip_prob > 0) or the 10-crop flips -> SubtractFlowMean (when
+  `clip.flow_mean_subtraction`) -> SelectKeys (when `keys`) -> Batch (when `batch_size`).
 
   Args:
     clip: options with every field set (`ClipOptions.for_store`); scale and flip_prob apply in training only.
     train: random crop/flip and random temporal positions; False = fixed crops and segment centres.
-    views, crops: as in `make_eval_loader`.
+    views, crops, crop_fraction: as in `make_eval_loader`.
     keys: the element keys to keep.
     batch_size, drop_remainder: batch the elements.
   """
   ops = [transforms.SampleClip(clip.num_frames, clip.flow_length, clip.stacking, clip.bidirectional, train, views,
                                crops)]
-  ops.append(transforms.RandomCrop(clip.scale) if train else transforms.FixedCrop(crops))
+  crop, view_flip = (transforms.RandomCrop(clip.scale), None) if train else crops_lib.eval_crop_ops(crops,
+                                                                                                   crop_fraction)
+  ops.append(crop)
   ops.append(transforms.ToFloat(clip.clip_px, clip.flow_scale))
   ops.append(transforms.Resize(_image_size(clip.image_size), clip.rescale_flow))
   if train and clip.flip_prob > 0:
     ops.append(transforms.RandomFlip(clip.flip_prob))
+  if view_flip is not None:
+    ops.append(view_flip)
+  if clip.flow_mean_subtraction:
+    ops.append(flow_mean.SubtractFlowMean())
   if keys is not None:
     ops.append(transforms.SelectKeys(tuple(keys)))
   if batch_size is not None:
@@ -194,14 +203,17 @@ def make_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str =
 
 
 def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str = "test", batch_size: int,
-                     views: int = 1, crops: int = 1, workers: int = 0, streams: Sequence[str] = STREAMS,
-                     with_mask: Optional[bool] = None, prefetch: int = 2, sharding: Any = None,
-                     to_device: bool = True, shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
+                     views: int = 1, crops: int = 1, crop_fraction: float = 0.875, workers: int = 0,
+                     streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None, prefetch: int = 2,
+                     sharding: Any = None, to_device: bool = True,
+                     shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
   """One pass over every clip of a subset, `views` x `crops` items per clip, padded to whole batches.
 
-  Item (clip k, view v): temporal view v // crops of `views` (evenly offset TSN positions), spatial crop
-  v % crops (1: centre square; 3: left/centre/right squares). Batches add 'view' and 'valid' (0 = padding).
-  `clip.scale` and `clip.flip_prob` are not used. Other arguments as in `make_loader`.
+  Item (clip k, view v): `clip.num_frames` frames at temporal view v // crops of `views` (evenly offset TSN
+  positions), spatial crop v % crops (1: centre square; 3: left/centre/right squares; 10: corners and centre of a
+  `crop_fraction` square, views 5-9 flipped with the flow's u negated; see `attn_har.data.crops`). Batches add
+  'view' and 'valid' (0 = padding). `clip.scale` and `clip.flip_prob` are not used. Other arguments as in
+  `make_loader`.
   """
   streams = _check_streams(streams)
   store = store_lib.ClipStore(store_dir)
@@ -212,8 +224,8 @@ def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: 
   pad = batch_size * shard_options.shard_count
   source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
   keys = streams + (("mask",) if with_mask else ()) + ("label", "index", "view", "valid")
-  ops = operations(clip, train=False, views=views, crops=crops, keys=keys, batch_size=batch_size,
-                   drop_remainder=True)
+  ops = operations(clip, train=False, views=views, crops=crops, crop_fraction=crop_fraction, keys=keys,
+                   batch_size=batch_size, drop_remainder=True)
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
                                         seed=0)
   parse_flags_for_workers(workers)

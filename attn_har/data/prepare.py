@@ -161,16 +161,28 @@ def train_loader(config: ml_collections.ConfigDict, store: pathlib.Path, shardin
                      prefetch=2)
 
 
+def eval_protocol(config: ml_collections.ConfigDict, subset: str) -> Dict[str, Any]:
+  """{'frames', 'views', 'crops', 'crop_fraction'} of evaluating `subset`: 'val' the validation protocol
+  (eval.val_*), 'train' and 'test' the test protocol (eval.frames, eval.clips_per_video, eval.crops)."""
+  e = config.eval
+  frames, views, crops = e.get("frames", 0), e.clips_per_video, e.crops
+  if subset == "val":
+    frames, views, crops = e.get("val_frames", 0), e.get("val_clips_per_video", 0) or views, e.get("val_crops", 1)
+  return {"frames": int(frames or config.data.num_frames), "views": int(views), "crops": int(crops),
+          "crop_fraction": float(e.get("crop_fraction", 0.875))}
+
+
 def eval_loader(config: ml_collections.ConfigDict, store: pathlib.Path, subset: str, sharding: Any = None,
                 shard_options: Any = None, batch_size: Optional[int] = None):
-  """One pass over `subset` with `eval.clips_per_video` x `eval.crops` views per clip."""
+  """One pass over `subset` with the `eval_protocol` of the subset: views x crops items of `frames` frames per clip."""
   from attn_har.data.clip_options import ClipOptions  # pylint: disable=import-outside-toplevel
   from attn_har.data.pipeline import make_eval_loader  # pylint: disable=import-outside-toplevel
   from attn_har.models.check import inputs_of  # pylint: disable=import-outside-toplevel
   c = config.data
-  return make_eval_loader(store, ClipOptions.from_config(c), split=c.split, subset=subset,
-                          batch_size=batch_size or config.eval.batch_size, views=config.eval.clips_per_video,
-                          crops=config.eval.crops, workers=c.workers, streams=inputs_of(config.model),
+  p = eval_protocol(config, subset)
+  return make_eval_loader(store, ClipOptions.from_config(c, num_frames=p["frames"]), split=c.split, subset=subset,
+                          batch_size=batch_size or config.eval.batch_size, views=p["views"], crops=p["crops"],
+                          crop_fraction=p["crop_fraction"], workers=c.workers, streams=inputs_of(config.model),
                           with_mask=False, sharding=sharding, shard_options=shard_options, prefetch=1)
 
 

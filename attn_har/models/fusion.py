@@ -8,9 +8,10 @@ probabilities back and cross-entropy on it is the fused model's loss.
   'weighted' fixed per-stream weights (`weights`, normalised to sum 1), e.g. favouring the flow stream.
   'learned'  a trained linear layer over the concatenated per-stream log-softmax scores, initialised to the
              average fusion's ranking (each block 0.5 x identity, zero bias).
-  'svm'      the paper's "by SVM": a linear one-vs-rest SVM fitted post hoc on pooled clip features of the TRAIN
-             split only (`fit_linear_svm`); during training and validation it behaves like 'average'
-             (`SVMFusion.post_hoc_svm` tells the trainer to fit it).
+  'svm'      the paper's "by SVM": a multi-class linear SVM (Crammer & Singer) fitted post hoc on the stacked,
+             L2-normalised video-level softmax scores of the two streams (`svm_inputs`, `fit_linear_svm`) of the
+             TRAINING videos only; during training and validation it behaves like 'average'
+             (`SVMFusion.post_hoc_svm` tells the trainer to fit it, `attn_har.train.evaluate.svm_fusion`).
 
 A fusion class reads its own settings from the model config section (`settings(m)`), so adding one touches its
 class and `FUSIONS` only.
@@ -23,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 STREAMS = ("rgb", "flow")
+ABSENT_SCORE = -1e30   # the SVM score of a class without training videos (finite: evaluation rejects inf)
 
 
 def _log_weighted_softmax(logits: Dict[str, jnp.ndarray], weights: Sequence[float]) -> jnp.ndarray:
@@ -103,52 +104,57 @@ FUSIONS = {
 }
 
 
-def fit_linear_svm(features: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0,
-                   steps: int = 300) -> Dict[str, np.ndarray]:
-  """Fits a one-vs-rest linear SVM (squared hinge, L2) with L-BFGS on standardised features.
+def svm_inputs(scores: Dict[str, np.ndarray]) -> np.ndarray:
+  """The SVM's input: each stream's video-level softmax scores [V, K] L2-normalised per video, stacked in the order
+  of `STREAMS` -> [V, S*K]."""
+  missing = [s for s in STREAMS if s not in scores]
+  if missing:
+    raise KeyError(f"SVM fusion needs the scores of every stream {STREAMS}; missing {missing}")
+  parts = []
+  for s in STREAMS:
+    x = np.asarray(scores[s], np.float64)
+    parts.append(x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12))
+  return np.concatenate(parts, axis=-1).astype(np.float32)
 
-  Objective: 0.5 ||W||^2 + C * sum_i sum_k max(0, 1 - y_ik (x_i W_k + b_k))^2 with y_ik in {-1, +1}.
+
+def fit_linear_svm(features: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0,
+                   max_iter: int = 10000) -> Dict[str, np.ndarray]:
+  """Fits a multi-class linear SVM (Crammer & Singer) with scikit-learn's `LinearSVC`.
+
+  Objective: 0.5 sum_k ||w_k||^2 + C sum_i max(0, 1 + max_{k != y_i} (w_k x_i + b_k) - (w_{y_i} x_i + b_{y_i})).
 
   Args:
-    features: [N, D] TRAIN features (never fit on test data).
-    labels: [N] int labels in [0, K).
+    features: [N, D] inputs of the TRAINING videos (e.g. `svm_inputs`; never test data).
+    labels: [N] int labels in [0, K); classes absent from them get the lowest score.
     num_classes: K.
     c: the SVM's C (inverse regularisation strength).
-    steps: L-BFGS iterations.
+    max_iter: the dual solver's iteration limit.
 
   Returns:
-    {'w': [D, K], 'b': [K], 'mean': [D], 'std': [D]} for `svm_scores`.
+    {'w': [D, K], 'b': [K]} for `svm_scores`.
   """
-  x = np.asarray(features, np.float32)
+  from sklearn.svm import LinearSVC  # pylint: disable=import-outside-toplevel
+  x = np.asarray(features, np.float64)
   y = np.asarray(labels)
-  if x.ndim != 2 or y.shape != (x.shape[0],):
-    raise ValueError(f"fit_linear_svm needs features [N, D] and labels [N], got {x.shape} and {y.shape}")
+  if x.ndim != 2 or y.shape != (x.shape[0],) or len(y) == 0:
+    raise ValueError(f"fit_linear_svm needs features [N, D] and labels [N] with N >= 1, got {x.shape} and {y.shape}")
   if y.min() < 0 or y.max() >= num_classes:
     raise ValueError(f"labels must lie in [0, {num_classes}), got range [{y.min()}, {y.max()}]")
-  mean, std = x.mean(0), x.std(0) + 1e-6
-  xs = jnp.asarray((x - mean) / std)
-  targets = jnp.asarray(np.where(np.eye(num_classes, dtype=bool)[y], 1.0, -1.0), jnp.float32)
-
-  def objective(p):
-    margins = jnp.maximum(0.0, 1.0 - targets * (xs @ p["w"] + p["b"]))
-    return 0.5 * jnp.sum(p["w"] ** 2) + c * jnp.sum(margins ** 2)
-
-  params = {"w": jnp.zeros((x.shape[1], num_classes), jnp.float32), "b": jnp.zeros((num_classes,), jnp.float32)}
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(objective)
-
-  @jax.jit
-  def step(p, state):
-    value, grad = value_and_grad(p, state=state)
-    updates, state = opt.update(grad, state, p, value=value, grad=grad, value_fn=objective)
-    return optax.apply_updates(p, updates), state
-
-  state = opt.init(params)
-  for _ in range(steps):
-    params, state = step(params, state)
-  return {"w": np.asarray(params["w"]), "b": np.asarray(params["b"]), "mean": mean, "std": std}
+  present = np.unique(y)
+  w = np.zeros((x.shape[1], num_classes), np.float32)
+  b = np.full((num_classes,), ABSENT_SCORE, np.float32)
+  if len(present) == 1:   # one class: it always wins
+    b[present[0]] = 0.0
+    return {"w": w, "b": b}
+  svm = LinearSVC(multi_class="crammer_singer", C=c, max_iter=max_iter, random_state=0).fit(x, y)
+  coef, intercept = svm.coef_, svm.intercept_
+  if len(present) == 2 and coef.shape[0] == 1:   # scikit-learn stores a binary problem as one hyperplane
+    coef, intercept = np.concatenate([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
+  w[:, present] = coef.T
+  b[present] = intercept
+  return {"w": w, "b": b}
 
 
 def svm_scores(svm: Dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-  """Returns the SVM decision values [N, K] for features [N, D]."""
-  return ((np.asarray(features, np.float32) - svm["mean"]) / svm["std"]) @ svm["w"] + svm["b"]
+  """Returns the SVM decision values [N, K] for features [N, D] (`ABSENT_SCORE` for classes it never saw)."""
+  return np.asarray(features, np.float32) @ svm["w"] + svm["b"]

@@ -1,9 +1,10 @@
 """Per-stream video classifiers: a per-frame image model lifted over time plus a temporal aggregation.
 
-`FrameAverage` averages per-frame logits over time (the two-stream paper's per-stream score; TSN's average
-consensus). `TemporalAttentionPool` learns a softmax weighting of the frames' pooled features (the thesis's outlook,
-§7: attention over time as well as space) and sows the weights as 'temporal_attention' [B, T]. `CNNLSTM` is in
-`attn_har.models.lstm`.
+`FrameAverage` averages the frames' softmax scores (Simonyan & Zisserman's per-stream video score) and returns
+their log, so a softmax of its output gives the averaged scores back and cross-entropy on it is the loss of the
+averaged prediction. `TemporalAttentionPool` learns a softmax weighting of the frames' pooled features (the
+thesis's outlook, §7: attention over time as well as space) and sows the weights as 'temporal_attention' [B, T].
+`CNNLSTM` is in `attn_har.models.lstm`.
 
 Every stream model follows the model protocol (`attn_har.models`): it reads its clip [B, T, H, W, C] from
 `batch[input_key]` and returns {'logits': [B, K] float32, 'features': [B, D] float32}; its per-frame image model
@@ -32,8 +33,15 @@ class StreamModel(OneInput):
     return {}
 
 
+def log_mean_softmax(logits: jax.Array, axis: int = 1) -> jax.Array:
+  """log(mean_t softmax(logits_t)) over `axis`: [B, T, K] -> [B, K] log-probabilities (float32, stable)."""
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return jax.nn.logsumexp(logp, axis=axis) - jnp.log(jnp.float32(logits.shape[axis]))
+
+
 class FrameAverage(StreamModel):
-  """Clip logits = mean over frames of the frame model's logits; features = mean of the frames' features.
+  """Clip 'logits' = log of the mean over frames of the frames' softmax scores (log-probabilities);
+  features = mean of the frames' features.
 
   Attributes:
     frame: per-frame image classifier with `outputs(x [B, H, W, C], train) -> {'logits', 'features'}`.
@@ -47,7 +55,7 @@ class FrameAverage(StreamModel):
   def __call__(self, batch: Dict[str, jax.Array], train: bool) -> Dict[str, jax.Array]:
     """batch[input_key] [B, T, H, W, C] -> {'logits': [B, K], 'features': [B, D]} (float32)."""
     out = lift(self.frame, self.input_of(batch), train, "outputs", self.lift_mode)
-    return {k: jnp.mean(v.astype(jnp.float32), axis=1) for k, v in out.items()}
+    return {"logits": log_mean_softmax(out["logits"]), "features": jnp.mean(out["features"].astype(jnp.float32), 1)}
 
 
 class TemporalAttentionPool(StreamModel):

@@ -13,6 +13,7 @@ import math
 import ml_collections
 
 from attn_har.data import check as data_check
+from attn_har.data.crops import check_crops
 from attn_har.models import check as model_check
 from attn_har.registry import check_choice
 from attn_har.train import optim
@@ -29,9 +30,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for key in COUNTS:
     if config.train[key] < 1:
       raise ValueError(f"train.{key} must be >= 1, got {config.train[key]}")
-  for key in ("batch_size", "clips_per_video", "crops"):
+  for key in ("batch_size", "clips_per_video"):
     if config.eval[key] < 1:
       raise ValueError(f"eval.{key} must be >= 1, got {config.eval[key]}")
+  for key in ("frames", "val_frames", "val_clips_per_video"):
+    if config.eval.get(key, 0) < 0:
+      raise ValueError(f"eval.{key} must be >= 0 (0 = the default named in attn_har/config/base.py), "
+                       f"got {config.eval[key]}")
+  for key in ("crops", "val_crops"):
+    check_crops(config.eval.get(key, 1), f"eval.{key}")
+  if not 0 < config.eval.get("crop_fraction", 1.0) <= 1:
+    raise ValueError(f"eval.crop_fraction must lie in (0, 1], got {config.eval.crop_fraction}")
   if not 0.0 <= config.train.label_smoothing < 1.0:
     raise ValueError(f"train.label_smoothing must lie in [0, 1), got {config.train.label_smoothing}")
   if not (math.isfinite(config.train.stream_loss_weight) and config.train.stream_loss_weight >= 0):

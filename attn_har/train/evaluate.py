@@ -3,8 +3,11 @@
 An evaluation loader yields every clip of a subset `views` times (temporal views x spatial crops), padded to
 whole batches ('valid' = 0 on padding) with 'index' naming the video. Clip level scores each view alone; video
 level averages the softmax scores of a video's views (Simonyan & Zisserman; the thesis's "video-level accuracy,
-mean over frames"). Per-class accuracy and the confusion matrix (rows = true class, columns = predicted) are at
-video level. For two-stream models the same numbers are computed for each stream alone.
+mean over frames"). With the test protocol (`attn_har.config.base`: eval.frames x eval.crops) and a FrameAverage
+stream, whose clip score is the mean of its frames' softmax scores, a video's score is the mean softmax over its
+frames and crops. Per-class accuracy and the confusion matrix (rows = true class, columns = predicted) are at
+video level. For two-stream models the same numbers are computed for each stream alone; `svm_fusion` fits the
+post-hoc SVM fusion on the streams' training-video scores.
 """
 
 from typing import Any, Callable, Dict, Iterable
@@ -110,20 +113,37 @@ def evaluate(eval_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]
   return result
 
 
-def collect_features(feature_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]]
-                     ) -> Dict[str, np.ndarray]:
-  """Video-level features (mean over a video's views) and labels: {'features': [V, D], 'label': [V]}."""
-  feats, labels, index = [], [], []
-  for batch in batches:
-    f = np.asarray(jax.device_get(feature_fn(variables, batch)))
-    b = jax.device_get({k: batch[k] for k in ("label", "index", "valid") if k in batch})
-    valid = np.asarray(b["valid"], bool) if "valid" in b else np.ones(len(b["label"]), bool)
-    feats.append(f[valid])
-    labels.append(np.asarray(b["label"])[valid])
-    index.append(np.asarray(b.get("index", np.arange(len(valid))))[valid])
-  feats, labels, index = np.concatenate(feats), np.concatenate(labels), np.concatenate(index)
-  out, vlabels = _mean_per_video(feats, labels, index)
-  return {"features": out.astype(np.float32), "label": vlabels}
+def video_scores(collected: Dict[str, Any]) -> Dict[str, Any]:
+  """Video-level softmax scores of `collect`'s rows: {'streams': {name: [V, K]}, 'fused': [V, K], 'label': [V],
+  'index': [V]}, each the mean over a video's views of the softmax scores (videos sorted by index)."""
+  index = np.asarray(collected["index"])
+  fused, labels = _mean_per_video(_softmax(np.asarray(collected["logits"], np.float64)), collected["label"], index)
+  streams = {s: _mean_per_video(_softmax(np.asarray(l, np.float64)), collected["label"], index)[0]
+             for s, l in collected["streams"].items()}
+  return {"streams": streams, "fused": fused, "label": labels, "index": np.unique(index)}
+
+
+def svm_fusion(eval_fn: Callable, variables: Any, batches_of: Callable[[str], Iterable[Dict[str, Any]]],
+               num_classes: int, c: float = 1.0, max_iter: int = 10000) -> Dict[str, Any]:
+  """Simonyan & Zisserman's SVM fusion: a Crammer & Singer linear SVM on the stacked, L2-normalised video-level
+  softmax scores of the two streams (`fusion.svm_inputs`), fitted on the 'train' videos and scored on 'test'.
+
+  Args:
+    eval_fn: `eval_fn(variables, batch)` -> {'logits', 'streams': {'rgb', 'flow'}} (a two-stream model).
+    batches_of: `batches_of(subset)` -> the evaluation batches of 'train' or 'test' (no other subset is read).
+    num_classes, c, max_iter: as in `fusion.fit_linear_svm`.
+
+  Returns:
+    {'top1', 'top5', 'train_videos', 'test_videos'} of the SVM's test predictions.
+  """
+  from attn_har.models import fusion  # pylint: disable=import-outside-toplevel
+  train = video_scores(collect(eval_fn, variables, batches_of("train")))
+  svm = fusion.fit_linear_svm(fusion.svm_inputs(train["streams"]), train["label"], num_classes, c=c,
+                              max_iter=max_iter)
+  test = video_scores(collect(eval_fn, variables, batches_of("test")))
+  scores = fusion.svm_scores(svm, fusion.svm_inputs(test["streams"]))
+  return {"top1": _topk(scores, test["label"], 1), "top5": _topk(scores, test["label"], 5),
+          "train_videos": int(len(train["label"])), "test_videos": int(len(test["label"]))}
 
 
 def summary(result: Dict[str, Any]) -> Dict[str, float]:

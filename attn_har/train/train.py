@@ -22,7 +22,6 @@ from typing import Any, Dict
 
 import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 
 from attn_har.compile_cache import CompileClock
@@ -59,19 +58,6 @@ def _init_sources(config: ml_collections.ConfigDict):
   if (f.rgb_workdir or f.flow_workdir) and config.model.stream != "two_stream":
     raise ValueError("init_from.rgb_workdir / flow_workdir need model.stream='two_stream'")
   return sources
-
-
-def _svm_results(config, eval_step, variables, run_data) -> Dict[str, Any]:
-  """Linear SVM on pooled two-stream features, fitted on TRAIN videos only, scored on test."""
-  from attn_har.models.fusion import fit_linear_svm, svm_scores
-  feature_step = lambda v, b: eval_step(v, b)["features"]
-  train = evaluate.collect_features(feature_step, variables, run_data.eval("train"))
-  test = evaluate.collect_features(feature_step, variables, run_data.eval("test"))
-  svm = fit_linear_svm(train["features"], train["label"], config.model.num_classes, c=config.model.svm.c,
-                       steps=config.model.svm.steps)
-  scores = svm_scores(svm, test["features"])
-  r = evaluate.score_metrics(scores, test["label"], np.arange(len(test["label"])), config.model.num_classes)
-  return {"top1": r["video"]["top1"], "top5": r["video"]["top5"], "train_videos": int(len(train["label"]))}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, Any]:
@@ -234,7 +220,10 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
     results["test_streams"]["fused"] = {"top1": test["video"]["top1"], "top5": test["video"]["top5"],
                                         "clip_top1": test["clip"]["top1"]}
   if getattr(model, "post_hoc_svm", False):
-    results["test_svm"] = _svm_results(config, eval_step, state, run_data)
+    # Fitted on the training videos (scored with the test protocol), never on validation or test videos.
+    batches_of = lambda subset: run_data.eval(subset, put, shard_options)
+    results["test_svm"] = evaluate.svm_fusion(eval_step, state, batches_of, k, c=config.model.svm.c,
+                                              max_iter=config.model.svm.max_iter)
     results["test_average"] = dict(results["test"])
     results["test"].update(top1=results["test_svm"]["top1"], top5=results["test_svm"]["top5"])
   results["wall_seconds_this_run"] = time.time() - t0
