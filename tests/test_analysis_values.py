@@ -119,11 +119,11 @@ def test_stream_view_models_compute_the_streams_per_frame_logits():
   rng = np.random.default_rng(1)
   frames = {"rgb": rng.normal(size=(2, 4, 4, 3)).astype(np.float32),
             "flow": rng.normal(size=(2, 4, 4, 4)).astype(np.float32)}
-  # a clip of T = 1 frame: the stream's frame-averaged logits are the frame model's logits
+  # a clip of T = 1 frame: the stream's frame-averaged scores are the frame model's (log-softmax) scores
   out = jax.jit(lambda v, x: model.apply(v, x, False))(variables, {s: f[:, None] for s, f in frames.items()})
   for s, view in maps.stream_views(model, variables).items():
     got = jax.jit(lambda v, x, m=view.model: m.apply(v, x, False))(view.variables, frames[s])
-    np.testing.assert_allclose(got, out["streams"][s], rtol=1e-5, atol=1e-6, err_msg=s)
+    np.testing.assert_allclose(jax.nn.log_softmax(got), out["streams"][s], rtol=1e-5, atol=1e-6, err_msg=s)
 
 
 def test_stream_views_of_single_stream_and_image_models():

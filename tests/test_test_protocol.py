@@ -15,6 +15,7 @@ from attn_har.models.fusion import AverageFusion
 from attn_har.models.temporal import FrameAverage
 from attn_har.models.two_stream import TwoStream
 from attn_har.train import evaluate, steps
+from attn_har.train.check import check_config
 
 T, H, W, L2 = 2, 12, 16, 4
 
@@ -148,3 +149,12 @@ def test_video_scores_average_softmax_over_frames_and_ten_crops(tiny_store):
   # The views differ (crops and flips are real), so the average is over distinct scores.
   logits = [frame("flow", r["flow"]) for r in rows[sorted(rows)[0]]]
   assert len({np.asarray(l).round(4).tobytes() for l in logits}) == 10
+
+
+@pytest.mark.parametrize("arg, message", [("crops=5", "eval.crops must be one of"),
+                                          ("eval.val_crops=2", "eval.val_crops must be one of"),
+                                          ("test_frames=-1", "eval.frames must be >= 0"),
+                                          ("eval.crop_fraction=1.5", "eval.crop_fraction")])
+def test_bad_protocol_values_name_the_key(arg, message):
+  with pytest.raises(ValueError, match=message):
+    check_config(load_config(f"configs/ucf101_cbam.py:{arg}"))

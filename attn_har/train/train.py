@@ -25,7 +25,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from attn_har.compile_cache import CompileClock
-from attn_har.data.prepare import RunData
+from attn_har.data.prepare import RunData, eval_protocol
 from attn_har.models import build_model, sample_batch
 from attn_har.train import (bn_calibration, checkpointing, evaluate, metrics_log, progress, run_record, sharding, steps,
                             workdir_lock)
@@ -212,6 +212,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
                "clip_top5": test["clip"]["top5"], "loss": test["clip"]["loss"], "videos": test["video"]["count"]},
       "test_per_class": test["per_class"], "test_confusion": test["confusion"],
       "classes": run_data.classes,
+      "protocol": ({s: eval_protocol(config, s) for s in ("test", "val")} if run_data.store is not None else None),
       "train_seconds_this_run": train_seconds, "wall_seconds_this_run": None,
   }
   if test["streams"]:
