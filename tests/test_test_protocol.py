@@ -43,7 +43,8 @@ def _ten_crop_view(view, fraction=0.75, mean_subtraction=False):
 
 def test_ten_crops_are_corners_and_centre_then_their_mirrors_with_u_negated():
   side = 9   # round(0.75 * 12)
-  boxes = {0: (0, 0), 1: (0, W - side), 2: (H - side, 0), 3: (H - side, W - side), 4: ((H - side) // 2, (W - side) // 2)}
+  boxes = {0: (0, 0), 1: (0, W - side), 2: (H - side, 0), 3: (H - side, W - side),
+           4: ((H - side) // 2, (W - side) // 2)}
   ref = transforms.ToFloat(20.0).map(_element(0))
   for view in range(10):
     e = _ten_crop_view(view)
