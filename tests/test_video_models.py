@@ -119,9 +119,14 @@ def test_video_models_shapes_jit_and_dropout(name):
     np.testing.assert_allclose(np.exp(y), jax.nn.softmax(per_frame).mean(1), atol=1e-6)
     np.testing.assert_allclose(np.exp(y).sum(-1), 1.0, atol=1e-6)     # log-probabilities: softmax(y) == exp(y)
     assert not np.allclose(jax.nn.softmax(y), jax.nn.softmax(per_frame.mean(1)), atol=1e-4)  # not mean logits
-    # The training loss on it is the negative log of the averaged probability of the label.
+    # Cross-entropy on it is the negative log of the averaged probability of the label.
     labels = jnp.asarray([1, 3])
     np.testing.assert_allclose(cross_entropy(y, labels), -np.log(np.exp(y)[np.arange(2), labels]), rtol=1e-5)
+    # Training scores the clip by TSN's consensus, the mean of the frames' logits (BatchNorm in training mode).
+    y_train, _ = m.apply(v, {"flow": x}, True, mutable=["batch_stats"])
+    per_frame_train, _ = Lift(TinyFrame(), "fold").apply({k: {"frame": v[k]["frame"]} for k in v}, x, True,
+                                                         mutable=["batch_stats"])
+    np.testing.assert_allclose(y_train["logits"], per_frame_train.mean(1), atol=1e-5)
   if name == "attention_pool":   # the temporal weights are a distribution over the frames
     _, inter = m.apply(v, {"flow": x}, False, mutable=["intermediates"])
     a = inter["intermediates"]["temporal_attention"][0]
