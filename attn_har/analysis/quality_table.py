@@ -29,13 +29,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from attn_har.analysis import baselines, combine, maps, quality
+from attn_har.analysis import baselines, combine, maps, quality, road
 
 METRICS = ("pointing", "energy", "deletion", "insertion", "road_morf", "road_lerf")
 PERTURB_METRICS = METRICS[2:]
 PERTURB_BASELINES = {"rgb": ("zeros", "blur"), "image": ("zeros", "blur"), "flow": ("blur", "blur")}
 MASK_KEYS = {"rgb": "mask", "image": "mask", "flow": "flow_mask"}
-ROAD_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+ROAD_FRACTIONS = road.FRACTIONS   # 10 % .. 90 %, as Rong et al.
 
 
 def method_maps(explainer: maps.Explainer, x: np.ndarray, labels: np.ndarray, seed: int = 0,
@@ -84,8 +84,9 @@ def score_stream(explainer: maps.Explainer, x: np.ndarray, masks: np.ndarray, la
     seed: seed of the random map, of tie-breaking and of ROAD's imputation noise.
     perturb: boolean [N]: frames that also get deletion / insertion / ROAD curves (default all; they cost
       2 (steps + 1) + 2 len(road_fractions) forward passes per frame and method).
+    road_fractions: removal fractions of the ROAD curves (empty: no ROAD); the ROAD metrics are each curve's mean
+      height (`road.road_area`): MoRF lower and LeRF higher is better.
     inputs: input-derived reference maps, as `method_maps`.
-    road_fractions: removal fractions of the ROAD curves (empty: no ROAD).
 
   Returns:
     {method: {metric: [values]}}: N pointing / energy values, one perturbation value per perturbed frame.
@@ -100,8 +101,6 @@ def score_stream(explainer: maps.Explainer, x: np.ndarray, masks: np.ndarray, la
   all_maps = method_maps(explainer, x, labels, seed, inputs)
   deletion_base, insertion_base = PERTURB_BASELINES.get(view.name, ("zeros", "blur"))
   probs = explainer.probabilities
-  if len(road_fractions):
-    from attn_har.analysis import road  # pylint: disable=import-outside-toplevel  (scipy, only when used)
   out = {}
   for method, m in all_maps.items():
     rec = {"pointing": quality.pointing_game(m, masks).tolist(), "energy": quality.energy_inside(m, masks).tolist()}
@@ -112,13 +111,14 @@ def score_stream(explainer: maps.Explainer, x: np.ndarray, masks: np.ndarray, la
       rec["insertion"].append(quality.insertion_auc(fn, x[i], m[i], steps=steps, baseline=insertion_base,
                                                     seed=seed))
       if len(road_fractions):
-        for order in ("morf", "lerf"):
-          rec[f"road_{order}"].append(road.road_auc(fn, x[i], m[i], order, fractions=road_fractions, seed=seed))
+        r = road.road(fn, x[i], m[i], fractions=road_fractions, seed=seed)
+        rec["road_morf"].append(r.morf_area)
+        rec["road_lerf"].append(r.lerf_area)
     out[method] = rec
   return out
 
 
-def _input_maps(stream: str, data: List[Dict], prior: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
+def input_maps(stream: str, data: List[Dict], prior: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
   """The input-derived reference maps of one stream for the concatenated frames of `data`."""
   out = {}
   if stream == "flow":
@@ -199,7 +199,7 @@ def evaluate_run(workdir, which: str = "best", subset: str = "test", count: Opti
     log(f"{run.config.name}: scoring stream {name!r} on {x.shape[0]} frames of {len(data)} clips "
         f"(ground truth: {mask_key})")
     streams[name] = score_stream(maps.Explainer(view, guided=guided), x, masks, labels, steps, seed, perturb,
-                                 _input_maps(key, data, prior), road_fractions)
+                                 input_maps(key, data, prior), road_fractions)
   all_masks = np.concatenate([c["mask"] for c in data])
   return {"model": run.config.name, "seed": int(getattr(run.config, "seed", 0)), "step": run.step,
           "clips": len(data), "frames": int(all_masks.shape[0]),
