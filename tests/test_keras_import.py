@@ -192,3 +192,33 @@ def test_two_stream_init_from_keras_loads_both_streams_and_names_what_keras_lack
   cbam = new["params"]["rgb"]["frame"]["backbone"]["block_2"]["attention"]
   assert jax.tree.leaves(cbam) and all(np.all(leaf == 0) for leaf in jax.tree.leaves(cbam))   # untouched
   assert any("no classifier" in line for line in report)
+
+
+@pytest.mark.e2e
+def test_a_run_with_init_from_keras_starts_from_the_file(keras_fixtures, tmp_path, monkeypatch, capsys):
+  """train.py applies init_from.keras at start-up (a whole run: about 30 s on 2 cores with a warm compilation
+  cache, so in make test-e2e; the loading itself is tested above). The run is test_run_reliability.py's."""
+  from attn_har.train import train
+  monkeypatch.setenv("ATTN_HAR_CACHE", str(tmp_path / "cache"))
+  started = []
+
+  def spy(*args):
+    started.append(checkpointing_init_from_keras(*args))
+    return started[-1]
+
+  checkpointing_init_from_keras = checkpointing.init_from_keras
+  monkeypatch.setattr(checkpointing, "init_from_keras", spy)
+  config = load_config("configs/synthetic_baseline.py:smoke,stream=rgb,train.progress=false,train.log_every=1,"
+                       f"steps=2,init_from.keras={keras_fixtures / TOP}")
+  train.train_and_evaluate(config, tmp_path / "run")
+  (state, report), = started
+  file = _file(keras_fixtures / TOP)
+  backbone = state["params"]["frame"]["backbone"]
+  np.testing.assert_array_equal(backbone["block_5"]["expand"]["kernel"], file["mobl5_conv_5_expand", "kernel"])
+  np.testing.assert_array_equal(state["batch_stats"]["frame"]["backbone"]["bn_Conv1"]["mean"],
+                                file["bn_Conv1", "moving_mean"])
+  assert state["params"]["frame"]["predictions"]["kernel"].shape == (1280, 3)     # 3 classes: kept
+  log = capsys.readouterr().out
+  assert "into frame (rgb): 260 of 262 arrays loaded" in log
+  assert "Keras classifier Logits not loaded: 1000 classes in the file, the model has 3" in log
+  assert "kept at its own initialisation (not in the Keras file): frame/predictions" in log
