@@ -165,6 +165,25 @@ def test_files_that_do_not_fit_fail_naming_the_file_and_the_layer(tmp_path, kera
     keras_weights.read_legacy_h5(tmp_path / "plain.h5")
 
 
+def test_a_model_without_keras_classifier_keeps_its_head_and_names_it(keras_fixtures):
+  fresh = _zeros(build_image_model("mobilenet_v2", "l2pa", num_classes=1000, alpha=0.35), (1, 64, 64, 3))
+  loaded, plan = keras_weights.load_keras_file(keras_fixtures / TOP, fresh, "mobilenet_v2")
+  assert len(plan.moves) == 260 and plan.kept == ["head"]
+  assert plan.notes == ["Keras layer Logits not loaded: the model has no predictions"]
+  assert all(np.all(leaf == 0) for leaf in jax.tree.leaves(loaded["params"]["head"]))
+
+
+def test_rows_out_of_keras_order_are_refused(keras_fixtures):
+  rows = json.loads((keras_fixtures / "resnet50v2_weight_names.json").read_text())["models"][
+      "resnet50v2_notop"]["imagenet_file_layout"]["weights"]
+  shapes = jax.eval_shape(lambda: build_image_model("resnet50_v2", None, num_classes=1000).init(
+      jax.random.key(0), jnp.zeros((1, 64, 64, 3)), False))
+  swapped = rows[:6] + rows[7:11] + rows[6:7] + rows[11:]       # conv2_block1_1_bn before conv2_block1_1_conv
+  with pytest.raises(KerasWeightsError, match="weighted layer 'conv2_block1_1_bn' where Keras's resnet50_v2 has "
+                                              "'conv2_block1_1_conv'"):
+    keras_weights.plan_load(swapped, dict(shapes), "resnet50_v2", "swapped")
+
+
 def test_two_stream_init_from_keras_loads_both_streams_and_names_what_keras_lacks(keras_fixtures):
   config = load_config("configs/synthetic_cbam.py:smoke")
   config.model.num_classes = 3
