@@ -61,7 +61,8 @@ def test_gradcam_decorrelates_after_full_randomisation_and_an_edge_detector_is_f
 
   def method_maps(explainer, x, labels):
     e = explainer(x, labels)
-    return {"gradcam": combine.normalize(combine.resize(e.gradcam["conv3"], x.shape[1:3])), "edges": _edges(x)}
+    return {"gradcam": combine.normalize(combine.resize(e.gradcam["conv3"], x.shape[1:3])), "edges": _edges(x),
+            "uniform": np.ones(x.shape[:3])}
 
   result = sanity.randomization_test(sanity.explainer_maps_fn(explainer, method_maps), variables, steps, x, labels)
   assert explainer.view.variables is variables             # the swap is undone
@@ -73,7 +74,10 @@ def test_gradcam_decorrelates_after_full_randomisation_and_an_edge_detector_is_f
   assert result.spearman_abs["gradcam"][1:].mean() < 0.5     # already the top layer alone changes the maps
   for metric in sanity.METRICS:
     np.testing.assert_allclose(getattr(result, metric)["edges"], 1.0, atol=1e-9)
-  assert sanity.flags(result) == {"gradcam": False, "edges": True}
+  # A constant map is the same before and after: it scores 1, is flagged, and is marked constant.
+  assert sanity.flags(result) == {"gradcam": False, "edges": True, "uniform": True}
+  assert not result.constant["gradcam"].any() and not result.constant["edges"].any()
+  assert result.constant["uniform"].all() and (result.spearman["uniform"] == 1.0).all()
   s = sanity.summary(result)
   assert s["methods"]["edges"]["flagged"] and s["methods"]["gradcam"]["final_spearman_abs"] == pytest.approx(
       final.mean())

@@ -54,11 +54,14 @@ class SanityResult(NamedTuple):
     spearman: {method: [S + 1, N]} signed rank correlation per input (row 0: trained vs itself = 1).
     spearman_abs: {method: [S + 1, N]} rank correlation of absolute values.
     ssim: {method: [S + 1, N]} SSIM of the min-max normalised maps.
+    constant: {method: [S + 1, N]} bool, the step's map has no contrast (a constant map, e.g. a saturated
+      attention map of an untrained model or the uniform baseline: against a constant trained map it scores 1).
   """
   steps: List[str]
   spearman: Dict[str, np.ndarray]
   spearman_abs: Dict[str, np.ndarray]
   ssim: Dict[str, np.ndarray]
+  constant: Dict[str, np.ndarray]
 
 
 def layer_order(model: nn.Module, variables: Any, x: Any, depth: Optional[int] = None,
@@ -247,17 +250,19 @@ def randomization_test(maps_fn: MapsFn, variables: Any, steps: Sequence[Tuple[st
   trained = {m: np.asarray(v, np.float64) for m, v in maps_fn(variables, x, labels).items()}
   if not trained:
     raise ValueError("maps_fn returned no method")
-  scores = {metric: {m: [] for m in trained} for metric in METRICS}
+  scores = {metric: {m: [] for m in trained} for metric in METRICS + ("constant",)}
   for _, randomised in [("trained", variables)] + list(steps):
     maps = maps_fn(randomised, x, labels)
     for method, reference in trained.items():
       if method not in maps:
         raise KeyError(f"maps_fn left out method {method!r} at a randomisation step; it returned {sorted(maps)}")
-      for metric, value in zip(METRICS, _compare(reference, np.asarray(maps[method], np.float64), method)):
+      other = np.asarray(maps[method], np.float64)
+      for metric, value in zip(METRICS, _compare(reference, other, method)):
         scores[metric][method].append(value)
+      scores["constant"][method].append(np.ptp(other.reshape(other.shape[0], -1), axis=1) == 0)
   stacked = {metric: {m: np.stack(v) for m, v in per.items()} for metric, per in scores.items()}
   return SanityResult(["trained"] + [name for name, _ in steps], stacked["spearman"], stacked["spearman_abs"],
-                      stacked["ssim"])
+                      stacked["ssim"], stacked["constant"])
 
 
 def flags(result: SanityResult, threshold: float = FLAG_THRESHOLD) -> Dict[str, bool]:
@@ -268,12 +273,12 @@ def flags(result: SanityResult, threshold: float = FLAG_THRESHOLD) -> Dict[str, 
 
 
 def summary(result: SanityResult, threshold: float = FLAG_THRESHOLD) -> dict:
-  """JSON-ready summary: {'steps', 'threshold', 'methods': {method: {'spearman', 'spearman_abs', 'ssim': per-step
-  means over inputs, 'final_spearman_abs': float, 'flagged': bool}}}."""
+  """JSON-ready summary: {'steps', 'threshold', 'methods': {method: {'spearman', 'spearman_abs', 'ssim', 'constant':
+  per-step means over inputs (lists of S + 1 floats), 'final_spearman_abs': float, 'flagged': bool}}}."""
   flagged = flags(result, threshold)
   methods = {}
   for m in result.spearman:
-    entry = {metric: [float(v) for v in getattr(result, metric)[m].mean(1)] for metric in METRICS}
+    entry = {metric: [float(v) for v in getattr(result, metric)[m].mean(1)] for metric in METRICS + ("constant",)}
     entry["final_spearman_abs"] = entry["spearman_abs"][-1]
     entry["flagged"] = flagged[m]
     methods[m] = entry
