@@ -82,3 +82,15 @@ def test_road_curve_batches_and_bad_inputs():
     road.road_curve(score_fn, x, region, "deletion")
   with pytest.raises(ValueError, match=r"in \[0, 1\)"):
     road.removal_masks(region, "morf", [0.5, 1.0])
+
+
+def test_a_clip_is_ranked_jointly_over_its_frames():
+  x, region, score_fn = _region_sum_model()
+  clip = np.stack([x, np.full_like(x, 0.05)])          # the region's evidence is in frame 0 only
+  sal = np.stack([region.astype(float), np.zeros_like(region, float)])
+
+  def clip_score(batch):                              # [N, 2, H, W, C] -> mean over frame 0's region
+    return score_fn(batch[:, 0])
+  r = road.road(clip_score, clip, sal, fractions=[0.1, 0.2])
+  # 12.5 % of the clip is the region: removing 20 % most relevant takes all of it, least relevant none of it.
+  assert r.morf[1] < 0.2 and r.lerf[1] > 1.0
