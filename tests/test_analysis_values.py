@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from attn_har.analysis import maps, quality, quality_table
+from attn_har.inspect.sown_maps import SOW_NAME
 from attn_har.models.fusion import LearnedFusion
 from attn_har.models.image import ImageModel
 from attn_har.models.temporal import FrameAverage
@@ -294,3 +295,34 @@ def test_default_gradcam_layers_are_block_outputs(backbone, attention, blocks):
   variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), variables)
   view = maps.StreamView("rgb", model, variables)
   assert maps.default_gradcam_layers(view, x) == [f"backbone/{b}" for b in blocks]
+
+
+
+class _Site(nn.Module):
+  """Sows its input's channel mean as an attention map, as the attention modules do."""
+
+  @nn.compact
+  def __call__(self, x):
+    self.sow("intermediates", SOW_NAME, x.mean(-1))
+    return x
+
+
+class _TwoBlocks(nn.Module):
+  """'block_2' (16 x 16 maps) runs before 'block_10' (8 x 8): sorted keys would put block_10 first."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    for name, stride in (("block_2", 1), ("block_10", 2)):
+      x = _Site(name=f"{name}_att")(nn.relu(nn.Conv(4, (3, 3), strides=stride, name=name)(x)))
+    return nn.Dense(3)(x.mean((1, 2)))
+
+
+def test_explainer_keeps_the_call_order_of_attention_maps_and_the_order_of_gradcam_layers():
+  model = _TwoBlocks()
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, 3)), jnp.float32)
+  variables = model.init(jax.random.key(0), x, False)
+  e = maps.Explainer(maps.StreamView("rgb", model, variables), layers=["block_2", "block_10"])(x, 1)
+  assert list(e.attention) == ["block_2_att", "block_10_att"]
+  assert list(e.gradcam) == ["block_2", "block_10"]
+  for stages in (maps.by_stage(e.attention), maps.by_stage(e.gradcam)):
+    assert stages["early"].shape == (2, 16, 16) and stages["late"].shape == (2, 8, 8)
