@@ -61,7 +61,13 @@ def process_clip(spec: datasets.ClipSpec) -> tuple:
   plan = {}
 
   def select(n: int) -> np.ndarray:
-    rows = stacking.store_frames(n, cfg["frames"], cfg["length"], cfg["pairing"])
+    if n < 2:
+      raise ValueError(f"{spec.path or spec.id}: only {n} decodable frame; optical flow needs at least 2 "
+                       "(replace the file or drop it from the split)")
+    try:
+      rows = stacking.store_frames(n, cfg["frames"], cfg["length"], cfg["pairing"])
+    except ValueError as e:
+      raise ValueError(f"{spec.path or spec.id}: {e}") from None
     pairs = stacking.required_video_pairs(rows, n, cfg["length"], cfg["stacking"], cfg["pairing"],
                                           cfg["bidirectional"])
     plan.update(rows=rows, pairs=pairs)
@@ -69,9 +75,6 @@ def process_clip(spec: datasets.ClipSpec) -> tuple:
 
   try:
     frames, masks, n, kept = _WORKER["dataset"].load(spec, select, cfg["size"], _WORKER["max_decode_bytes"])
-    if n < 2:
-      raise ValueError(f"{spec.path or spec.id}: only {n} decodable frame; optical flow needs at least 2 "
-                       "(replace the file or drop it from the split)")
     rows, pairs = plan["rows"], plan["pairs"]
     at = lambda video_frames: np.searchsorted(kept, video_frames)   # kept is sorted and unique
     fields = flow.compute_pairs(_WORKER["solver"], frames, at(pairs))

@@ -94,9 +94,9 @@ class SampleClip(grain.transforms.RandomMap):
   def random_map(self, element, rng: np.random.Generator):
     rows, table = self._candidates(element)
     if len(rows) < 1:
-      raise ValueError(f"clip {element.get('id')!r} ({element['frames']} stored frames) holds no whole flow stack "
-                       f"of length {self.flow_length} ({self.pairing}, {self.stacking}); re-run preprocess with "
-                       f"a matching --pairing/--stacking/--length/--bidirectional")
+      raise ValueError(f"clip {element.get('id')!r} has {element['frames']} stored frames, too few for flow stacks "
+                       f"of length {self.flow_length} (no whole {self.pairing} {self.stacking} stack is stored); "
+                       f"re-run preprocess with a matching --pairing/--stacking/--length/--bidirectional")
     if self.train:
       pick = sampling.segment_indices(len(rows), self.num_frames, rng)
     else:
