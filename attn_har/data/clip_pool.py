@@ -7,8 +7,9 @@ keeping only the stored frames (`stacking.store_frames`) and the video frames of
 (`stacking.required_video_pairs`, each pair once), computes and quantises that flow and writes the clip atomically
 (`store_write.write_clip`) with the video frame index of every stored frame (`frame_indices`) and of both ends of
 every pair (`pairs`). A clip that fails is reported, never raised; a worker that dies fails only the clips in
-flight; a clip with fewer than 2 decodable frames (or, pairing 'video_frames', fewer than L + 1) fails. Workers die with their parent (Linux: PR_SET_PDEATHSIG),
-so a SIGKILLed pre-processing command leaves no orphan process computing flow.
+flight; a clip with fewer than 2 decodable frames (or, pairing 'video_frames', fewer than L + 1) fails. Workers
+die with their parent (Linux: PR_SET_PDEATHSIG), so a SIGKILLed pre-processing command leaves no orphan process
+computing flow.
 """
 
 import concurrent.futures as cf

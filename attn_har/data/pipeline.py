@@ -10,8 +10,9 @@ Training::
                      #  (with masks and flow: the union of the masks of the frames stack t covers)}
 
   RGB frame t, flow stack t and mask t of an item all come from the same clip and start frame s_t (the stack
-  covers frames s_t..s_t+L: consecutive video frames, or stored frames with pairing 'stored_frames'). One random crop and one flip per item apply to every frame and both streams; the
-  flip negates the flow's u channels (even indices); with `rescale_flow` the vectors follow the resize.
+  covers frames s_t..s_t+L: consecutive video frames, or stored frames with pairing 'stored_frames'). One random
+  crop and one flip per item apply to every frame and both streams; the flip negates the flow's u channels (even
+  indices); with `rescale_flow` the vectors follow the resize.
   `streams=('rgb',)` or `('flow',)` reads and returns only that stream.
 
 Evaluation (every clip of a subset, `views` temporal x `crops` spatial views each, nothing dropped)::
