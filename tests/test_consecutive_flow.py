@@ -160,3 +160,14 @@ def test_synthetic_store_loader_gives_flow_mask(tmp_path):
     batch = next(it)
   assert batch["flow_mask"].shape == batch["mask"].shape == (2, 2, 32, 32)
   assert (batch["flow_mask"] >= batch["mask"] - 1e-6).all() and batch["flow_mask"].sum() > batch["mask"].sum()
+
+
+def test_real_data_configs_default_to_video_frames():
+  from attn_har.config.loader import load_config  # pylint: disable=import-outside-toplevel
+  from attn_har.data import check  # pylint: disable=import-outside-toplevel
+  c = load_config("configs/ucf101_cbam.py").data
+  assert c.pairing == "video_frames" and ClipOptions.from_config(c).pairing == "video_frames"
+  assert "-video_frames-" in datasets.UCF101.store_tag(c)
+  c.pairing = "thesis"
+  with pytest.raises((KeyError, ValueError), match="data.pairing"):
+    check.check(c, "two_stream")
