@@ -38,7 +38,6 @@ DEFAULT_PAIRING = "video_frames"
 LEGACY_PAIRING = "stored_frames"   # what a store without a recorded pairing holds
 
 
-
 class MissingFlowPairError(ValueError):
   """A stack needs a frame pair whose flow is not in the stored pairs."""
 
