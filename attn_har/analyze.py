@@ -4,9 +4,14 @@
       stage_grid.png (rows: model x stream x {attention, Grad-CAM}; columns: combined, early, medium, late stage),
       clip_overlay.gif (per-frame overlays of both streams; flow colour-coded) and curves.png (loss and top-1,
       train and validation, from metrics.jsonl). With several workdirs the per-run files get the model name.
-  python -m attn_har.analyze --quality --workdir W [--workdir W2 ...] --out DIR
-      quality.md and quality.json: pointing game, energy inside the ground-truth mask, deletion and insertion
-      AUC for every attention mechanism, Grad-CAM and the centre-bias / uniform / random reference maps.
+  python -m attn_har.analyze --quality --workdir W [--workdir W2 ...] [--sanity] --out DIR
+      quality.md and quality.json (`attn_har.analysis.quality_report`): pointing game, energy inside the
+      ground-truth mask, deletion / insertion AUC and ROAD for every attention mechanism, Grad-CAM, Guided
+      Grad-CAM and the reference maps (flow magnitude, frame difference, location prior, centre bias, uniform,
+      random), with clip-bootstrap intervals, paired differences to the best reference, per-class rows and
+      static clips apart. Workdirs of one config with different seeds are pooled as seeds of one model; pass a
+      vanilla run (attention none) for the post-hoc Grad-CAM comparator. With --sanity also sanity.md/.json/.png:
+      the model-parameter randomisation test of every map method.
 
 Compiled programs go to the persistent compilation cache (`attn_har.compile_cache`; `--no_compile_cache` or
 ATTN_HAR_COMPILE_CACHE=off turns it off), so a second analysis of the same runs skips most compilation.
@@ -34,28 +39,44 @@ def parse_flags(argv):
   p.add_argument("--perturb_per_clip", type=int, default=1, help="--quality: frames per clip scored by "
                                                                  "deletion / insertion")
   p.add_argument("--steps", type=int, default=16, help="--quality: deletion / insertion steps")
-  p.add_argument("--seed", type=int, default=0, help="--quality: random-map and tie-breaking seed")
+  p.add_argument("--seed", type=int, default=0, help="--quality: random-map, tie-breaking and bootstrap seed")
+  p.add_argument("--prior_clips", type=int, default=100, help="--quality: training clips whose masks make the "
+                                                              "location prior (0 = no prior)")
+  p.add_argument("--static_px", type=float, default=0.25, help="--quality: actor motion (px per frame) below "
+                                                                "which a clip is static")
+  p.add_argument("--no_guided", action="store_true", help="--quality: skip Guided Grad-CAM")
+  p.add_argument("--no_road", action="store_true", help="--quality: skip ROAD")
+  p.add_argument("--sanity", action="store_true", help="--quality: also run the parameter-randomisation check")
+  p.add_argument("--sanity_frames", type=int, default=8, help="--sanity: frames per stream")
   p.add_argument("--no_compile_cache", action="store_true",
                  help="do not use the persistent compilation cache (attn_har.compile_cache)")
   return p.parse_args(argv)
 
 
 def run_quality(flags) -> int:
-  from attn_har.analysis import quality_table as qt  # pylint: disable=import-outside-toplevel
-  results, meta = {}, {"which": flags.which, "subset": flags.subset, "steps": flags.steps, "seed": flags.seed,
-                       "perturb_per_clip": flags.perturb_per_clip, "runs": {}}
+  from attn_har.analysis import quality_report, quality_table  # pylint: disable=import-outside-toplevel
+  runs, meta = [], {"which": flags.which, "subset": flags.subset, "steps": flags.steps, "seed": flags.seed,
+                    "perturb_per_clip": flags.perturb_per_clip, "static_px": flags.static_px,
+                    "road_fractions": [] if flags.no_road else list(quality_table.ROAD_FRACTIONS), "runs": []}
   for workdir in flags.workdir:
     t0 = time.time()
-    r = qt.evaluate_run(workdir, flags.which, flags.subset, flags.clips or None, flags.frames or None,
-                        flags.perturb_per_clip, flags.steps, flags.seed)
-    name = r["model"] if r["model"] not in results else f"{r['model']}_{len(results)}"
-    results[name] = r["streams"]
-    meta["runs"][name] = {"workdir": str(workdir), "step": r["step"], "clips": r["clips"], "frames": r["frames"],
-                          "mean_mask_area": round(r["mask_area"], 4), "seconds": round(time.time() - t0, 1)}
-  rows = qt.table_rows(results)
-  paths = qt.write_table(rows, flags.out, meta)
+    r = quality_table.evaluate_run(workdir, flags.which, flags.subset, flags.clips or None, flags.frames or None,
+                                   flags.perturb_per_clip, flags.steps, flags.seed, flags.prior_clips or 0,
+                                   flags.static_px, not flags.no_guided,
+                                   () if flags.no_road else quality_table.ROAD_FRACTIONS)
+    runs.append(r)
+    meta["runs"].append({"model": r["model"], "seed": r["seed"], "workdir": str(workdir), "step": r["step"],
+                         "clips": r["clips"], "static_clips": int(sum(r["static"])), "frames": r["frames"],
+                         "mean_mask_area": round(r["mask_area"], 4), "seconds": round(time.time() - t0, 1)})
+  rows = quality_report.table_rows(runs, flags.seed)
+  paths = quality_report.write_table(rows, flags.out, meta)
   print(paths["markdown"].read_text())
   print(f"wrote {paths['markdown']} and {paths['json']}")
+  if flags.sanity:
+    from attn_har.analysis import sanity_report  # pylint: disable=import-outside-toplevel
+    for key, path in sanity_report.write_sanity(flags.workdir, flags.out, flags.which, flags.subset,
+                                                flags.sanity_frames, flags.seed).items():
+      print(f"{key}: {path}")
   return 0
 
 

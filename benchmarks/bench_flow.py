@@ -1,10 +1,18 @@
-"""Optical-flow throughput per method and flow pairs per clip per stacking mode, side by side in one run.
+"""Optical-flow throughput per method at the stored frame size, flow pairs per clip per pairing, and the projected
+flow time for all of UCF101 on this machine.
 
-  .venv/bin/python benchmarks/bench_flow.py [--pairs-tvl1 4] [--pairs-fast 40]
+  .venv/bin/python benchmarks/bench_flow.py [--seconds 3] [--size 128 128]
 
-Frames: consecutive frames of the real UCF101 clip v_ApplyEyeMakeup_g01_c01 (320x240) from ../shared/realdata
-when present, else smooth synthetic frames moving 1.5 px per frame. Each solver is built once and warmed up on
-one pair; the timed pairs then run with OpenCV's default thread count.
+Frames: consecutive frames of the real UCF101 clip v_ApplyEyeMakeup_g01_c01 (320x240, 164 frames) from
+../shared/realdata when present, else smooth synthetic frames moving 1.5 px per frame, resized to --size (the real
+configs' store size, `data.store_size` = 128, by default) the way pre-processing does (`decode.resize_cover`). Each
+solver is built once, warmed up on one pair, then timed for about --seconds on consecutive pairs with one OpenCV
+thread (pre-processing runs one worker process per core, one thread each).
+
+Projection: UCF101's 13,320 clips x the pairs per clip of the pairing ('video_frames': T = 25 sampled frames x
+L = 10 forward pairs minus the pairs that overlapping stacks share, computed for a clip of --clip-frames frames,
+UCF101's mean of ~186; 'stored_frames', the thesis's spacing: T - 1 = 24) / (pairs/s per core x cores), assuming
+throughput scales with the cores. Decoding is timed separately and added.
 """
 
 import argparse
@@ -22,57 +30,79 @@ from attn_har.data import decode, flow, quantize, stacking
 REALDATA = pathlib.Path(os.environ.get("ATTN_HAR_REALDATA",
                                        pathlib.Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 CLIP = REALDATA / "ucf101" / "UCF-101" / "ApplyEyeMakeup" / "v_ApplyEyeMakeup_g01_c01.avi"
+UCF101_CLIPS = 13320
+METHODS = ("tvl1", "dis", "farneback", "farneback_small")
 
 
-def load_frames(count: int):
+def load_frames(size):
+  """(uint8 [N, H, W, 3] frames at `size`, description, decode seconds per frame)."""
   if CLIP.is_file():
-    return decode.read_frames(CLIP)[:count + 1], f"real UCF101 clip {CLIP.name}"
+    start = time.perf_counter()
+    frames = decode.read_frames(CLIP, size)
+    return frames, f"real UCF101 clip {CLIP.name}", (time.perf_counter() - start) / len(frames)
   tex = cv2.GaussianBlur(np.random.default_rng(0).random((300, 400)).astype(np.float32), (0, 0), 2.0)
   tex = (255 * (tex - tex.min()) / (tex.max() - tex.min())).astype(np.uint8)
-  frames = [np.repeat(tex[t:t + 240, int(1.5 * t):int(1.5 * t) + 320, None], 3, -1) for t in range(count + 1)]
-  return np.stack(frames), "synthetic frames (realdata not found)"
+  frames = [decode.resize_cover(np.repeat(tex[t:t + 240, int(1.5 * t):int(1.5 * t) + 320, None], 3, -1), size)
+            for t in range(40)]
+  return np.stack(frames), "synthetic frames (realdata not found)", 0.0
 
 
-def time_method(name: str, grey: np.ndarray, pairs: int) -> float:
-  """Seconds per pair for `name` over `pairs` consecutive pairs (after one warm-up pair)."""
+def time_method(name: str, grey: np.ndarray, seconds: float) -> float:
+  """Seconds per pair for `name` on consecutive pairs for about `seconds` (after one warm-up pair)."""
   solver = flow.make_solver(name)
   solver(grey[0], grey[1])
-  start = time.perf_counter()
-  for i in range(pairs):
+  start, pairs = time.perf_counter(), 0
+  while time.perf_counter() - start < seconds:
+    i = pairs % (len(grey) - 1)
     solver(grey[i], grey[i + 1])
+    pairs += 1
   return (time.perf_counter() - start) / pairs
+
+
+def pairs_per_clip(num_frames: int, count: int, length: int, pairing: str) -> int:
+  rows = stacking.store_frames(num_frames, count, length, pairing)
+  return len(stacking.required_video_pairs(rows, num_frames, length, pairing=pairing))
+
+
+def _duration(seconds: float) -> str:
+  return f"{seconds / 3600:6.1f} h" if seconds >= 3600 else f"{seconds / 60:6.1f} min"
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--pairs-tvl1", type=int, default=4)
-  p.add_argument("--pairs-fast", type=int, default=40)
+  p.add_argument("--seconds", type=float, default=3.0, help="timing budget per method")
+  p.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"), help="stored frame size")
+  p.add_argument("--clip-frames", type=int, default=186, help="frames of the clip the pairs per clip assume")
+  p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
   args = p.parse_args()
-  frames, source = load_frames(max(args.pairs_tvl1, args.pairs_fast))
+  cv2.setNumThreads(1)
+  cores = os.cpu_count() or 1
+  frames, source, decode_s = load_frames(args.size)
   grey = flow.to_grey(frames)
-  print(f"flow at {grey.shape[2]}x{grey.shape[1]} on {source}; OpenCV {cv2.__version__}, "
-        f"{cv2.getNumThreads()} threads, {os.cpu_count()} CPUs")
-  seconds = {}
-  for name in ("tvl1", "dis", "farneback"):
-    seconds[name] = time_method(name, grey, args.pairs_tvl1 if name == "tvl1" else args.pairs_fast)
-  print(f"{'method':<10} {'ms/pair':>9} {'pairs/s':>9} {'vs tvl1':>8}")
+  print(f"flow at {grey.shape[1]}x{grey.shape[2]} (H x W) on {source}; OpenCV {cv2.__version__}, 1 thread per "
+        f"process, {cores} CPUs; decode + resize {1e3 * decode_s:.2f} ms per frame")
+  seconds = {name: time_method(name, grey, args.seconds) for name in args.methods}
+  print(f"{'method':<16} {'ms/pair':>9} {'pairs/s/core':>13}")
   for name, s in seconds.items():
-    print(f"{name:<10} {1e3 * s:9.1f} {1 / s:9.1f} {seconds['tvl1'] / s:7.0f}x")
+    print(f"{name:<16} {1e3 * s:9.2f} {1 / s:13.1f}")
   q = quantize.quantize(flow.make_solver("dis")(grey[0], grey[1]))
   start = time.perf_counter()
   for _ in range(100):
     quantize.dequantize(quantize.quantize(quantize.dequantize(q)))
-  print(f"quantise+dequantise one 320x240 field: {1e3 * (time.perf_counter() - start) / 100:.2f} ms")
+  print(f"quantise+dequantise one field: {1e3 * (time.perf_counter() - start) / 100:.3f} ms")
 
-  t = 25
-  print(f"\nflow pairs per clip (T={t}) and flow time per clip")
-  print(f"{'L':>3} {'consecutive':>12} {'anchored':>9} {'ratio':>6}   " +
-        "  ".join(f"{n + ' cons/anch s':>22}" for n in seconds))
-  for length in (1, 5, 10):
-    cons = len(stacking.required_pairs(t, length, "consecutive"))
-    anch = len(stacking.required_pairs(t, length, "anchored"))
-    times = "  ".join(f"{cons * s:10.2f} / {anch * s:9.2f}" for s in seconds.values())
-    print(f"{length:>3} {cons:>12} {anch:>9} {anch / cons:6.1f}   {times}")
+  t, length, n = 25, 10, args.clip_frames
+  video = pairs_per_clip(n, t, length, "video_frames")
+  thesis = pairs_per_clip(n, t, length, "stored_frames")
+  print(f"\npairs per clip, T={t} sampled frames, L={length}, a clip of N={n} frames: video_frames {video} "
+        f"(= {t} x {length} = {t * length} minus {t * length - video} shared by overlapping stacks), "
+        f"stored_frames {thesis}")
+  print(f"projected for all of UCF101 ({UCF101_CLIPS} clips) on {cores} cores, decoding "
+        f"{_duration(UCF101_CLIPS * n * decode_s / cores).strip()} included:")
+  print(f"{'method':<16} {'video_frames':>13} {'stored_frames':>14} {'flow s/clip/core':>17}")
+  for name, s in seconds.items():
+    per_clip = lambda pairs: UCF101_CLIPS * (pairs * s + n * decode_s) / cores
+    print(f"{name:<16} {_duration(per_clip(video)):>13} {_duration(per_clip(thesis)):>14} {video * s:17.2f}")
 
 
 if __name__ == "__main__":

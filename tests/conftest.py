@@ -23,14 +23,28 @@ if _COMPILE_CACHE is not None:
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REALDATA = pathlib.Path(os.environ.get("ATTN_HAR_REALDATA", REPO.parent / "shared" / "realdata"))
+KERAS_FIXTURES = pathlib.Path(os.environ.get("ATTN_HAR_KERAS_FIXTURES", REPO.parent / "shared" / "fixtures" / "keras"))
+
+
+def _skip_or_fail(message: str, what: str) -> None:
+  if os.environ.get("CI", "").lower() in ("true", "1"):
+    pytest.fail(f"{message}; under CI=true the {what} tests must run, not skip", pytrace=False)
+  pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 def realdata() -> pathlib.Path:
   """Path of the shared real UCF101/HMDB51 fixtures; skips when absent, except under CI=true, where it fails."""
   if not REALDATA.is_dir():
-    message = f"real-data fixtures not found at {REALDATA} (set ATTN_HAR_REALDATA to their folder)"
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-      pytest.fail(f"{message}; under CI=true the real-data tests must run, not skip", pytrace=False)
-    pytest.skip(message)
+    _skip_or_fail(f"real-data fixtures not found at {REALDATA} (set ATTN_HAR_REALDATA to their folder)", "real-data")
   return REALDATA
+
+
+@pytest.fixture(scope="session")
+def keras_fixtures() -> pathlib.Path:
+  """Path of the shared Keras weight-file fixtures (random weights in the ImageNet files' layout, their Keras
+  outputs, the real files' name lists); skips when absent, except under CI=true, where it fails."""
+  if not KERAS_FIXTURES.is_dir():
+    _skip_or_fail(f"Keras weight-file fixtures not found at {KERAS_FIXTURES} (set ATTN_HAR_KERAS_FIXTURES to "
+                  f"their folder)", "Keras import")
+  return KERAS_FIXTURES

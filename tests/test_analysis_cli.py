@@ -99,19 +99,28 @@ def test_quality_table_on_smoke_run(smoke_run, tmp_path):
   out = tmp_path / "quality"
   # 8 frames, as the figures above: the explainers' compiled programs come from the shared cache.
   proc = subprocess.run([sys.executable, "-m", "attn_har.analyze", "--quality", "--workdir", str(workdir), "--out",
-                         str(out), "--clips", "1", "--frames", "8", "--steps", "2"],
+                         str(out), "--clips", "1", "--frames", "8", "--steps", "2", "--prior_clips", "4", "--sanity"],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  sanity = json.loads((out / "sanity.json").read_text())[0]["streams"]
+  for stream in ("rgb", "flow"):
+    methods = sanity[stream]["methods"]
+    assert {"attention/combined", "gradcam/combined", "guided_gradcam/combined"} <= set(methods)
+    assert all(len(m["spearman_abs"]) == len(sanity[stream]["steps"]) > 10 for m in methods.values())
+    assert (out / f"sanity_synthetic_cbam_{stream}.png").is_file()
+  assert sanity["flow"]["methods"]["flow_magnitude"]["flagged"]       # ignores the weights by construction
   table = json.loads((out / "quality.json").read_text())
   rows = {(r["stream"], r["method"]): r for r in table["rows"]}
   for stream in ("rgb", "flow"):
-    for method in ("attention/combined", "gradcam/combined", "center_bias", "uniform", "random"):
+    for method in ("attention/combined", "gradcam/combined", "guided_gradcam/combined", "location_prior",
+                   "center_bias", "uniform", "random"):
       assert (stream, method) in rows
-    uniform = rows[(stream, "uniform")]
-    area = table["meta"]["runs"]["synthetic_cbam"]["mean_mask_area"]
-    assert uniform["energy"]["mean"] == pytest.approx(area, abs=1e-3)  # a uniform map scores the mask area
+  assert ("flow", "flow_magnitude") in rows and ("rgb", "frame_difference") in rows
+  area = table["meta"]["runs"][0]["mean_mask_area"]
+  assert rows[("rgb", "uniform")]["energy"]["mean"] == pytest.approx(area, abs=1e-3)  # a uniform map scores the area
   for r in table["rows"]:
-    assert r["pointing"]["n"] == 8 and r["deletion"]["n"] == 1
+    assert r["pointing"]["n"] == 8 and r["deletion"]["n"] == 1 and r["road_morf"]["n"] == 1
     for k in ("pointing", "energy", "deletion", "insertion"):
       assert 0.0 <= r[k]["mean"] <= 1.0
-  assert "| synthetic_cbam | rgb | center_bias |" in (out / "quality.md").read_text()
+      assert r[k]["lo"] <= r[k]["mean"] <= r[k]["hi"]
+  assert "| synthetic_cbam | rgb | all | center_bias |" in (out / "quality.md").read_text()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from attn_har.analysis import maps, quality, quality_table
+from attn_har.inspect.sown_maps import SOW_NAME
 from attn_har.models.fusion import LearnedFusion
 from attn_har.models.image import ImageModel
 from attn_har.models.temporal import FrameAverage
@@ -198,7 +199,7 @@ class _StubExplainer:
   which label it was computed with.
   """
 
-  def __init__(self, view):
+  def __init__(self, view, **kwargs):
     self.view = view
 
   def __call__(self, x, class_idx=None):
@@ -219,16 +220,18 @@ def _spot_frames(spots, channels=3):
   return x
 
 
-def test_score_stream_scores_every_method_against_each_frames_mask():
+def test_score_stream_scores_every_method_against_each_frames_mask(monkeypatch):
+  # zero baselines keep the curves hand-computable (the flow stream's default is the blurred flow)
+  monkeypatch.setitem(quality_table.PERTURB_BASELINES, "flow", ("zeros", "zeros"))
   # frame 0: actor A with the spot; frame 1: actor B, spot still in A's region; frame 2: no actor (NaN)
   a, b = _block(1, 4, 1, 5), _block(4, 8, 4, 8)                  # 12 and 16 pixels
   masks = np.stack([a, b, np.zeros((H, W), bool)]).astype(np.float32)
   x = _spot_frames([(2, 2), (2, 3), (5, 5)])
-  view = maps.StreamView("flow", None, None)                      # flow: zero baselines for both curves
+  view = maps.StreamView("flow", None, None)
   # one pixel per step: the curves see exactly when the frame's own spot goes (a map from another frame would
   # delete a pixel without signal first)
   out = quality_table.score_stream(_StubExplainer(view), x, masks, np.array([0, 1, 2]), steps=H * W,
-                                   perturb=np.array([False, True, False]))
+                                   perturb=np.array([False, True, False]), road_fractions=())
   assert set(out) == {"attention/late", "attention/combined", "center_bias", "uniform", "random"}
   nan = float("nan")
   for method in ("attention/late", "attention/combined"):
@@ -245,26 +248,33 @@ def test_score_stream_scores_every_method_against_each_frames_mask():
 
 
 def test_evaluate_run_pairs_frames_masks_labels_and_streams(monkeypatch):
+  monkeypatch.setitem(quality_table.PERTURB_BASELINES, "flow", ("zeros", "zeros"))
   model, variables = _two_stream()
   quads = [_block(0, 4, 0, 4), _block(0, 4, 4, 8), _block(4, 8, 0, 4), _block(4, 8, 4, 8)]
   centres = [(1, 1), (1, 6), (6, 1), (6, 6)]                    # one spot inside each quadrant
   rgb = _spot_frames(centres)                                    # every rgb frame looks at its own actor
   flow = _spot_frames([centres[0], centres[0], centres[0], centres[3]], channels=4)  # frames 1, 2 look elsewhere
+  # the flow stream is scored against the union of its stack's masks: frame 1's covers quadrants 0 and 1
+  unions = [quads[0], quads[0] | quads[1], quads[2], quads[3]]
   clips = [{"rgb": rgb[2 * k:2 * k + 2], "flow": flow[2 * k:2 * k + 2],
-            "mask": np.stack(quads[2 * k:2 * k + 2]).astype(np.float32), "label": label, "name": f"clip{k}"}
+            "mask": np.stack(quads[2 * k:2 * k + 2]).astype(np.float32),
+            "flow_mask": np.stack(unions[2 * k:2 * k + 2]).astype(np.float32), "label": label, "name": f"clip{k}"}
            for k, label in enumerate([0, 2])]
   run = types.SimpleNamespace(config=types.SimpleNamespace(name="stub"), step=7, model=model, variables=variables)
   # the package re-exports `restore` (the function), so patch the submodules themselves
   monkeypatch.setattr(importlib.import_module("attn_har.analysis.restore"), "restore", lambda workdir, which: run)
   monkeypatch.setattr(importlib.import_module("attn_har.analysis.clips"), "eval_clips", lambda *args: clips)
   monkeypatch.setattr(maps, "Explainer", _StubExplainer)
-  res = quality_table.evaluate_run("unused", count=2, steps=H * W, log=lambda *_: None)
+  res = quality_table.evaluate_run("unused", count=2, steps=H * W, road_fractions=(), log=lambda *_: None)
   assert (res["model"], res["step"], res["clips"], res["frames"]) == ("stub", 7, 2, 4)
   assert res["mask_area"] == pytest.approx(0.25)
   assert list(res["streams"]) == ["rgb", "flow"]
   att = {s: res["streams"][s]["attention/late"] for s in ("rgb", "flow")}
   assert att["rgb"]["pointing"] == [1.0, 1.0, 1.0, 1.0] and att["rgb"]["energy"] == [1.0, 1.0, 1.0, 1.0]
-  assert att["flow"]["pointing"] == [1.0, 0.0, 0.0, 1.0] and att["flow"]["energy"] == [1.0, 0.0, 0.0, 1.0]
+  assert att["flow"]["pointing"] == [1.0, 1.0, 0.0, 1.0] and att["flow"]["energy"] == [1.0, 1.0, 0.0, 1.0]
+  assert {"flow_magnitude", "location_prior"} <= set(res["streams"]["flow"])
+  assert "location_prior" in res["streams"]["rgb"] and "flow_magnitude" not in res["streams"]["rgb"]
+  assert res["frame_clip"] == [0, 0, 1, 1] and res["frame_label"] == [0, 0, 2, 2] and res["perturbed"] == [0, 2]
   # one perturbed frame per clip (its first of 2), with its own map and that clip's label: score label + 1, lost
   # (deletion) or gained (insertion) at the first of 64 one-pixel steps
   assert att["rgb"]["deletion"] == pytest.approx([1 / 128, 3 / 128])
@@ -285,3 +295,34 @@ def test_default_gradcam_layers_are_block_outputs(backbone, attention, blocks):
   variables = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), variables)
   view = maps.StreamView("rgb", model, variables)
   assert maps.default_gradcam_layers(view, x) == [f"backbone/{b}" for b in blocks]
+
+
+
+class _Site(nn.Module):
+  """Sows its input's channel mean as an attention map, as the attention modules do."""
+
+  @nn.compact
+  def __call__(self, x):
+    self.sow("intermediates", SOW_NAME, x.mean(-1))
+    return x
+
+
+class _TwoBlocks(nn.Module):
+  """'block_2' (16 x 16 maps) runs before 'block_10' (8 x 8): sorted keys would put block_10 first."""
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    for name, stride in (("block_2", 1), ("block_10", 2)):
+      x = _Site(name=f"{name}_att")(nn.relu(nn.Conv(4, (3, 3), strides=stride, name=name)(x)))
+    return nn.Dense(3)(x.mean((1, 2)))
+
+
+def test_explainer_keeps_the_call_order_of_attention_maps_and_the_order_of_gradcam_layers():
+  model = _TwoBlocks()
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16, 3)), jnp.float32)
+  variables = model.init(jax.random.key(0), x, False)
+  e = maps.Explainer(maps.StreamView("rgb", model, variables), layers=["block_2", "block_10"])(x, 1)
+  assert list(e.attention) == ["block_2_att", "block_10_att"]
+  assert list(e.gradcam) == ["block_2", "block_10"]
+  for stages in (maps.by_stage(e.attention), maps.by_stage(e.gradcam)):
+    assert stages["early"].shape == (2, 16, 16) and stages["late"].shape == (2, 8, 8)

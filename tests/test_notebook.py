@@ -17,7 +17,8 @@ MIN_STD = 5.0
 CHECK_CELL = """
 import json as _json
 from attn_har.train.checkpointing import checkpoint_steps as _steps
-_rows = quality_table.table_rows({r['model']: r['streams']})
+_rows = quality_report.table_rows([r])
+_metrics = ('pointing', 'energy', 'deletion', 'insertion', 'road_morf', 'road_lerf')
 _check = {
     'best_step': int(results['best_step']), 'restored_step': int(run.step), 'checkpoints': _steps(workdir),
     'test_top1': results['test']['top1'], 'test_videos': results['test']['videos'],
@@ -26,8 +27,9 @@ _check = {
     'gradcam': {s: {l: [float(h.min()), float(h.max())] for l, h in e.gradcam.items()}
                 for s, e in explanations.items()},
     'attention': {s: len(e.attention) for s, e in explanations.items()},
-    'rows': [{k: (v['mean'] if isinstance(v, dict) else v) for k, v in row.items()} for row in _rows],
-    'counts': [{k: v['n'] for k, v in row.items() if isinstance(v, dict)} for row in _rows],
+    'rows': [dict(stream=row['stream'], method=row['method'], **{k: row[k]['mean'] for k in _metrics})
+             for row in _rows],
+    'counts': [{k: row[k]['n'] for k in _metrics} for row in _rows],
 }
 (pathlib.Path(workdir) / 'notebook_check.json').write_text(_json.dumps(_check))
 """
@@ -79,7 +81,7 @@ def test_notebook_executes(tmp_path, monkeypatch):
   # Section 5: every quality number is a number in its range, for both streams and the reference maps.
   rows = check["rows"]
   assert {r["stream"] for r in rows} == {"rgb", "flow"}
-  assert {"center_bias", "uniform", "random"} <= {r["method"] for r in rows}
+  assert {"center_bias", "uniform", "random", "location_prior", "flow_magnitude"} <= {r["method"] for r in rows}
   for row, counts in zip(rows, check["counts"]):
     for metric in ("pointing", "energy", "deletion", "insertion"):
       assert counts[metric] > 0 and math.isfinite(row[metric]) and 0.0 <= row[metric] <= 1.0, (row, metric)

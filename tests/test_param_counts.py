@@ -5,6 +5,7 @@ Thesis tables 5.1 / 5.2 count like Keras's `count_params()`: trainable weights p
 
 import pytest
 
+from attn_har.backbones.mobilenet_v2 import block_widths
 from attn_har.inspect import count_params
 from attn_har.models import build_image_model
 
@@ -50,6 +51,28 @@ def test_thesis_parameter_counts(backbone, attention):
 def test_paper_parameter_counts(backbone, attention):
   model = build_image_model(backbone, attention, num_classes=100, variant="paper")
   assert count_params(model, (1, 224, 224, 3)) == PAPER[backbone, attention]
+
+
+# Keras's `MobileNetV2(alpha=a, include_top=True, classes=1000).count_params()`: widths by Keras's rules
+# (`mobilenet_v2.block_widths`; 0.35 and 1.0 also as the Keras fixture files and keras.applications report them).
+KERAS_MOBILENET_V2 = {0.28: 1_571_416, 0.35: 1_691_208, 0.5: 1_987_224, 0.56: 2_102_744, 0.75: 2_663_064,
+                      1.0: 3_538_984, 1.12: 4_164_376, 1.3: 5_431_048, 1.4: 6_156_712}
+
+
+@pytest.mark.parametrize("alpha", list(KERAS_MOBILENET_V2))
+def test_mobilenet_v2_parameter_counts_equal_keras_for_every_alpha(alpha):
+  model = build_image_model("mobilenet_v2", None, num_classes=1000, alpha=alpha)
+  assert count_params(model, (1, 224, 224, 3)) == KERAS_MOBILENET_V2[alpha]
+
+
+def test_mobilenet_v2_widths_truncate_like_keras():
+  # alpha 0.56: int(64 * 0.56) = 35 -> 32 channels in block_6 .. block_9 (rounding 35.84 gave 40: 998,676 params
+  # at K = 100 instead of Keras's 949,844).
+  first, widths, last = block_widths(0.56)
+  assert (first, widths[6], widths[16], last) == (24, 32, 176, 1280)
+  model = build_image_model("mobilenet_v2", None, num_classes=100, alpha=0.56)
+  assert count_params(model, (1, 224, 224, 3)) == 949_844
+  assert block_widths(1.4)[2] == 1792 and block_widths(1.0)[2] == 1280
 
 
 def test_count_params_collections():

@@ -84,9 +84,14 @@ def test_cli_survives_sigkill_and_reports_corrupt_clip(realdata, tmp_path):
   for entry in manifest["clips"]:
     assert clips.verify(entry["id"])
     assert entry["num_frames"] == frame_counts[entry["id"]]
-    assert entry["frame_indices"] == [k * entry["num_frames"] // 6 for k in range(6)]
+    # Pairing 'video_frames' (default): frame k is video frame ⌊k·(N - L)/T⌋ and its L = 3 pairs join consecutive
+    # video frames, each pair stored once (N = 107..307 frames: 6 stacks never overlap, 18 pairs).
+    starts = [k * (entry["num_frames"] - 3) // 6 for k in range(6)]
+    assert entry["frame_indices"] == starts
     clip = clips.read(entry["id"])
-    assert clip["rgb"].shape == (6, 240, 320, 3) and clip["flow"].shape == (5, 240, 320, 2)
+    np.testing.assert_array_equal(clip["frame_indices"], starts)
+    np.testing.assert_array_equal(clip["pairs"], [(n + l - 1, n + l) for n in starts for l in (1, 2, 3)])
+    assert clip["rgb"].shape == (6, 240, 320, 3) and clip["flow"].shape == (18, 240, 320, 2)
     assert clip["label"] == {"ApplyEyeMakeup": 0, "BaseballPitch": 6, "HeadMassage": 38, "Shotput": 78}[
         entry["id"].split("/")[0]]
 
@@ -104,8 +109,8 @@ def test_synthetic_store_resume_and_settings_guard(tmp_path, capsys):
   assert preprocess.main(_synthetic_args(out, "--stacking", "anchored")) == 0
   assert "11 new, 4 already done" in capsys.readouterr().out
   manifest = json.loads((out / store.MANIFEST).read_text())
-  assert manifest["flow"] == {"method": "farneback", "clip_px": 20.0, "pairs": "anchored", "length": 2,
-                              "bidirectional": False}
+  assert manifest["flow"] == {"method": "farneback", "clip_px": 20.0, "pairing": "video_frames", "pairs": "anchored",
+                              "length": 2, "bidirectional": False}
   assert manifest["frames"] == 8 and manifest["size"] == [32, 32] and manifest["failures"] == []
   subsets = manifest["splits"]["1"]
   assert sorted(subsets) == ["test", "train", "val"]
@@ -113,6 +118,8 @@ def test_synthetic_store_resume_and_settings_guard(tmp_path, capsys):
   assert sorted(sum(subsets.values(), [])) == sorted(e["id"] for e in manifest["clips"])
   clip = store.ClipStore(out).read("move_left/clip_000")
   assert clip["mask"].shape == (8, 32, 32) and set(np.unique(clip["mask"])) <= {0, 1}
+  # The generated clip is the video: every frame is stored, stacks start at frames 0..N-L-1.
+  np.testing.assert_array_equal(clip["frame_indices"], np.arange(8))
   np.testing.assert_array_equal(clip["pairs"], stacking.required_pairs(8, 2, "anchored"))
   # move_left: the actor's flow inside its mask points left.
   u = quantize.dequantize(clip["flow"][..., 0])
@@ -157,18 +164,19 @@ def test_hmdb_layout_and_folder_split(realdata, tmp_path):
 class _CrashingSource:
   """Synthetic source whose clip 'crash' kills its worker process (like a segfault in a decoder)."""
 
-  def load(self, spec, count, size, max_decode_bytes):
+  def load(self, spec, select, size, max_decode_bytes):
     if spec.id == "crash":
       os._exit(3)
-    rgb = np.random.default_rng(spec.index).integers(0, 256, (count, 16, 16, 3), dtype=np.uint8)
-    return rgb, None, count, np.arange(count)
+    idx = select(3)
+    rgb = np.random.default_rng(spec.index).integers(0, 256, (len(idx), 16, 16, 3), dtype=np.uint8)
+    return rgb, None, 3, idx
 
 
 def test_worker_crash_fails_only_clips_in_flight(tmp_path):
   specs = [datasets.ClipSpec("a", 0, index=0), datasets.ClipSpec("crash", 0, index=1),
            datasets.ClipSpec("c", 1, index=2), datasets.ClipSpec("d", 1, index=3)]
-  settings = {"flow": "farneback", "clip_px": 20.0, "stacking": "consecutive", "length": 1,
-              "bidirectional": False, "frames": 3, "size": [16, 16]}
+  settings = {"flow": "farneback", "clip_px": 20.0, "pairing": "video_frames", "stacking": "consecutive",
+              "length": 1, "bidirectional": False, "frames": 3, "size": [16, 16]}
   results = []
   clip_pool.run_pool(specs, 1, (_CrashingSource(), settings, str(tmp_path), 1, 1 << 20), results.append)
   status = {r[1]["id"] if r[0] == "ok" else r[1]: r[0] for r in results}
@@ -195,4 +203,4 @@ def test_build_store_function_equals_the_cli(tmp_path, monkeypatch):
   monkeypatch.setenv("ATTN_HAR_CACHE", str(tmp_path / "cache"))
   c = load_config(f"{REPO}/configs/synthetic_cbam.py:smoke").data
   assert prepare.default_store(c) == tmp_path / "cache" / "stores" / (
-      "synthetic-v2-k3-n5-s32-t6-seed0-farneback_small-consecutive-L2")
+      "synthetic-v2-k3-n5-s32-t6-seed0-farneback_small-video_frames-consecutive-L2")

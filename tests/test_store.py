@@ -14,7 +14,7 @@ def _arrays(seed=0, t=5, h=6, w=7, mask=True):
   rng = np.random.default_rng(seed)
   out = {"rgb": rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8),
          "flow": rng.integers(0, 256, (t - 1, h, w, 2), dtype=np.uint8),
-         "pairs": np.stack([np.arange(t - 1), np.arange(1, t)], 1).astype(np.int16)}
+         "pairs": np.stack([np.arange(t - 1), np.arange(1, t)], 1).astype(np.int32)}
   if mask:
     out["mask"] = rng.integers(0, 2, (t, h, w), dtype=np.uint8)
   return out

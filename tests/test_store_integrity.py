@@ -115,7 +115,7 @@ def test_stores_written_before_preprocess_args_get_a_repair_template(tmp_path):
       "clips": [e], "splits": {"1": {"train": ["A/x.avi"]}}, "failures": []})
   assert store.ClipStore(tmp_path).repair_command() == (
       "python -m attn_har.data.preprocess --dataset ucf101 --root <ucf101 root> --flow dis --clip-px 20.0 "
-      f"--stacking consecutive --length 2 --frames 3 --size 8 8 --out {tmp_path}")
+      f"--pairing stored_frames --stacking consecutive --length 2 --frames 3 --size 8 8 --out {tmp_path}")
 
 
 def test_recorded_arguments_name_each_source(tmp_path):
@@ -123,8 +123,8 @@ def test_recorded_arguments_name_each_source(tmp_path):
     (tmp_path / "v" / cls).mkdir(parents=True)
     (tmp_path / "v" / cls / "x.avi").write_bytes(b"")
   folder = datasets.Folder(str(tmp_path / "v"), test_fraction=0.25)
-  settings = {"flow": "dis", "clip_px": 20.0, "stacking": "anchored", "length": 3, "bidirectional": True,
-              "frames": 9, "size": [60, 80]}
+  settings = {"flow": "dis", "clip_px": 20.0, "pairing": "stored_frames", "stacking": "anchored", "length": 3,
+              "bidirectional": True, "frames": 9, "size": [60, 80]}
   args = store_build.preprocess_args(folder, settings)
   parsed = preprocess.build_parser().parse_args(args + ["--out", "x"])
   assert (parsed.dataset, parsed.root, parsed.test_fraction) == ("folder", str(tmp_path / "v"), 0.25)

@@ -77,17 +77,20 @@ def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test",
 
 
 def _raw_from_video(path: pathlib.Path, config: ml_collections.ConfigDict) -> Dict:
-  from attn_har.data import decode, flow, quantize, sampling, stacking  # pylint: disable=import-outside-toplevel
+  """A video file as the run's store would hold it: the sampled frames (`stacking.store_frames`) and the flow of
+  the video-frame pairs their stacks need (`stacking.required_video_pairs`), with `config.data`'s pairing."""
+  from attn_har.data import decode, flow, quantize, stacking  # pylint: disable=import-outside-toplevel
   from attn_har.data.datasets import DATASETS  # pylint: disable=import-outside-toplevel
   from attn_har.registry import lookup  # pylint: disable=import-outside-toplevel
   c = config.data
-  frames = decode.read_frames(str(path))
+  video = decode.read_frames(str(path))
+  pairing = c.get("pairing", None) or stacking.DEFAULT_PAIRING
   count = lookup(DATASETS, c.dataset, "data.dataset").store_frames(c)
-  frames = frames[sampling.uniform_indices(len(frames), min(count, len(frames)))]
-  pairs = stacking.required_pairs(len(frames), c.flow_length, c.stacking, False)
-  fields = flow.compute_pairs(flow.make_solver(c.flow_method), frames, pairs)
-  return {"rgb": frames, "flow": quantize.quantize(fields), "pairs": np.asarray(pairs, np.int16),
-          "clip_px": quantize.DEFAULT_CLIP_PX}
+  rows = stacking.store_frames(len(video), count, c.flow_length, pairing)
+  pairs = stacking.required_video_pairs(rows, len(video), c.flow_length, c.stacking, pairing, False)
+  fields = flow.compute_pairs(flow.make_solver(c.flow_method), video, pairs)
+  return {"rgb": video[rows], "flow": quantize.quantize(fields), "pairs": pairs,
+          "frame_indices": rows.astype(np.int32), "clip_px": quantize.DEFAULT_CLIP_PX}
 
 
 def clip_from_file(path, config: ml_collections.ConfigDict, num_frames: Optional[int] = None,

@@ -149,6 +149,7 @@ class Explainer:
     self.view, self.guided = view, guided
     self.layers = None if layers is None else list(layers)
     self._fn = None
+    self._attention_order: List[str] = []
     model = view.model
     self._probs = jax.jit(lambda v, x: jax.nn.softmax(model.apply(v, x, False).astype(jax.numpy.float32), -1))
 
@@ -167,6 +168,7 @@ class Explainer:
       logits = model.apply(variables, x, False).astype(jax.numpy.float32)
       cls = jax.numpy.where(cls < 0, jax.numpy.argmax(logits, -1), cls).astype(jax.numpy.int32)
       attention = attention_maps(model, variables, x)
+      self._attention_order = list(attention)   # call order: jit returns dicts with sorted keys
       cams = {l: gradcam(model, variables, x, l, cls).heatmap for l in layers}
       guides = {}
       if guided:
@@ -184,8 +186,10 @@ class Explainer:
     cls = -1 if class_idx is None else class_idx
     cls = jax.numpy.broadcast_to(jax.numpy.asarray(cls, jax.numpy.int32), x.shape[:1])
     attention, cams, guides, logits, cls = jax.device_get(self._fn(self.view.variables, x, cls))
-    attention = {p: _spatial(m, x.shape[0], p) for p, m in attention.items() if np.ndim(m) >= 3}
-    to_np = lambda d: {k: np.asarray(v, np.float32) for k, v in d.items()}
+    # jit hands dicts back with sorted keys ('block_12' < 'block_5'): restore call order (attention) and layer order
+    attention = {p: _spatial(attention[p], x.shape[0], p) for p in self._attention_order
+                 if np.ndim(attention[p]) >= 3}
+    to_np = lambda d: {k: np.asarray(d[k], np.float32) for k in self.layers if k in d}
     return Explanation(attention, to_np(cams), to_np(guides), np.asarray(logits, np.float32),
                        np.asarray(cls, np.int32))
 

@@ -1,4 +1,5 @@
-"""Backbones and their registry. Each returns (last feature map, taps) from `__call__(x, train)`."""
+"""Backbones and their registry. Each returns (last feature map, taps) from `__call__(x, train)`; `keras_weights`
+loads Keras's ImageNet weight files into MobileNetV2 and ResNet50V2/101V2."""
 
 import functools
 

@@ -23,9 +23,24 @@ TRUNK_POSITIONS = ("block_2", "block_5", "block_12")      # trunk modules after:
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
-  """Keras's `_make_divisible`: round to a multiple of `divisor`, never below 90% of v."""
+  """Keras's `_make_divisible`: round to the nearest multiple of `divisor` (at least `divisor`), adding `divisor`
+  when that falls below 90% of v."""
   new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
   return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def block_widths(alpha: float) -> tuple[int, tuple[int, ...], int]:
+  """(Conv1 width, output widths of block_0 .. block_16, Conv_1 width) at width multiplier `alpha`, as Keras's.
+
+  Keras: Conv1 `_make_divisible(32 * alpha, 8)`; block outputs `_make_divisible(int(filters * alpha), 8)`, the
+  product truncated first (alpha 0.56, block_6: int(64 * 0.56) = 35 -> 32 channels, where 35.84 -> 40);
+  Conv_1 `_make_divisible(1280 * alpha, 8)` when alpha > 1, else 1280. Each expand conv has expansion x the
+  block's input width.
+  """
+  first = make_divisible(32 * alpha)
+  blocks = tuple(make_divisible(int(filters * alpha)) for filters, _, _ in BLOCKS)
+  last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
+  return first, blocks, last
 
 
 def correct_pad(size: tuple[int, int], kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -100,6 +115,10 @@ class MobileNetV2(nn.Module):
   replace those blocks; 'inside' modules (paper CBAM) sit in every block. A trunk module's `unit` is a stride-1
   inverted residual block of the same width.
 
+  Widths per alpha are Keras's (`block_widths`), so the parameter count equals Keras's `count_params()` for every
+  alpha (e.g. 1000 classes: 1,691,208 at 0.35, 3,538,984 at 1.0) and Keras's ImageNet files load
+  (`attn_har.backbones.keras_weights`).
+
   Attributes:
     alpha: width multiplier.
     attention: the attention mechanism (`Attachment`) or None.
@@ -140,12 +159,11 @@ class MobileNetV2(nn.Module):
     where = None if self.attention is None else self.attention.where(self.family)
     positions = self.positions()
 
-    x = keras.Conv(make_divisible(32 * self.alpha), (3, 3), (2, 2), correct_pad(x.shape[1:3], 3),
-                   use_bias=False, name="Conv1", **kw)(x)
+    first, widths, last = block_widths(self.alpha)
+    x = keras.Conv(first, (3, 3), (2, 2), correct_pad(x.shape[1:3], 3), use_bias=False, name="Conv1", **kw)(x)
     x = relu6(bn(name="bn_Conv1")(x))
     taps = {}
-    for name, (filters, stride, expansion) in zip(BLOCK_NAMES, BLOCKS):
-      filters = make_divisible(filters * self.alpha)
+    for name, filters, (_, stride, expansion) in zip(BLOCK_NAMES, widths, BLOCKS):
       block = functools.partial(InvertedResidual, filters, stride, expansion, **blk)
       here = name in positions
       level = positions.index(name) if here else -1
@@ -164,7 +182,6 @@ class MobileNetV2(nn.Module):
       if here and where == "head":
         taps[name] = x
 
-    last = make_divisible(1280 * self.alpha) if self.alpha > 1.0 else 1280
     x = keras.Conv(last, (1, 1), use_bias=False, name="Conv_1", **kw)(x)
     x = relu6(bn(name="Conv_1_bn")(x))
     return x, taps

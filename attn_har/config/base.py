@@ -61,6 +61,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_from = ml_collections.ConfigDict(dict(
       workdir="", which="best",    # initialise from another run's checkpoint (skipped parameters are named)
       rgb_workdir="", flow_workdir="",  # two-stream: streams from separately trained stream-only runs
+      keras="",                    # Keras ImageNet weight file (.h5 path, or 'imagenet' = ~/.keras/models/<Keras's
+                                   # name>) into every stream's backbone; flow: TSN cross-modality (keras_weights)
   ))
   c.distributed = ml_collections.ConfigDict(dict(
       enabled=False, coordinator_address="", num_processes=1, process_id=0))

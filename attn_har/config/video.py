@@ -61,6 +61,7 @@ def video_config(dataset: str, attention: str, arg: str | None,
       num_frames=5,                # frames (and flow stacks) per training clip
       flow_length=5,               # L: flow stacks have 2L channels
       stacking="consecutive",
+      pairing="video_frames",      # flow over consecutive video frames (S&Z); 'stored_frames': the thesis's spacing
       image_size=112,
       crop_scale=(0.5, 1.0),       # training RandomCrop area range (fraction of the largest centred square)
       flip_prob=0.5,               # horizontal flips (negating u); 0 for data whose labels are directions

@@ -13,11 +13,13 @@ def check(c: ml_collections.ConfigDict, stream: str) -> None:
   else:
     from attn_har.data.datasets import DATASETS  # pylint: disable=import-outside-toplevel
     from attn_har.data.flow import FLOW_METHODS  # pylint: disable=import-outside-toplevel
-    from attn_har.data.stacking import STACKING_MODES  # pylint: disable=import-outside-toplevel
+    from attn_har.data.stacking import PAIRINGS, STACKING_MODES  # pylint: disable=import-outside-toplevel
     source = lookup(DATASETS, c.dataset, "data.dataset (video)")
     check_choice(source.split_ids, str(c.split), f"data.split of {c.dataset}")
     lookup(FLOW_METHODS, c.flow_method, "data.flow_method")
     check_choice(STACKING_MODES, c.stacking, "data.stacking")
+    if c.get("pairing") is not None:
+      check_choice(PAIRINGS, c.pairing, "data.pairing")
     if c.num_frames < 1 or c.flow_length < 1:
       raise ValueError(f"data.num_frames and data.flow_length must be >= 1, got {c.num_frames}, {c.flow_length}")
   if not 0.0 <= c.val_fraction < 1.0:

@@ -3,10 +3,13 @@
   run_pool(specs, workers, (source, settings, out, threads, max_decode_bytes), on_result)
 
 Each worker builds its flow solver once (`_init_worker`), then `process_clip` decodes (or generates) one clip,
-computes the flow pairs its stacking needs, quantises them and writes the clip atomically (`store_write.write_clip`).
-A clip that fails is reported, never raised; a worker that dies fails only the clips in flight; a clip with fewer
-than 2 decodable frames fails (it has no optical flow). Workers die with their parent (Linux: PR_SET_PDEATHSIG),
-so a SIGKILLed pre-processing command leaves no orphan process computing flow.
+keeping only the stored frames (`stacking.store_frames`) and the video frames of the flow pairs their stacks need
+(`stacking.required_video_pairs`, each pair once), computes and quantises that flow and writes the clip atomically
+(`store_write.write_clip`) with the video frame index of every stored frame (`frame_indices`) and of both ends of
+every pair (`pairs`). A clip that fails is reported, never raised; a worker that dies fails only the clips in
+flight; a clip with fewer than 2 decodable frames (or, pairing 'video_frames', fewer than L + 1) fails. Workers
+die with their parent (Linux: PR_SET_PDEATHSIG), so a SIGKILLed pre-processing command leaves no orphan process
+computing flow.
 """
 
 import concurrent.futures as cf
@@ -19,6 +22,7 @@ import sys
 from typing import Callable, Dict, List
 
 import cv2
+import numpy as np
 
 from attn_har.data import datasets, flow, quantize, stacking, store_write
 
@@ -55,17 +59,31 @@ def _init_worker(dataset, settings: dict, out: str, threads: int, max_decode_byt
 def process_clip(spec: datasets.ClipSpec) -> tuple:
   """Pre-processes one clip in a worker; returns ('ok', entry) or ('error', id, path, message)."""
   cfg = _WORKER["settings"]
-  try:
-    rgb, mask, n, idx = _WORKER["dataset"].load(spec, cfg["frames"], cfg["size"], _WORKER["max_decode_bytes"])
+  plan = {}
+
+  def select(n: int) -> np.ndarray:
     if n < 2:
       raise ValueError(f"{spec.path or spec.id}: only {n} decodable frame; optical flow needs at least 2 "
                        "(replace the file or drop it from the split)")
-    pairs = stacking.required_pairs(cfg["frames"], cfg["length"], cfg["stacking"], cfg["bidirectional"])
-    fields = flow.compute_pairs(_WORKER["solver"], rgb, pairs)
-    arrays = {"rgb": rgb, "flow": quantize.quantize(fields, cfg["clip_px"]), "pairs": pairs}
-    if mask is not None:
-      arrays["mask"] = mask
-    meta = {"label": spec.label, "num_frames": n, "frame_indices": idx.tolist(),
+    try:
+      rows = stacking.store_frames(n, cfg["frames"], cfg["length"], cfg["pairing"])
+    except ValueError as e:
+      raise ValueError(f"{spec.path or spec.id}: {e}") from None
+    pairs = stacking.required_video_pairs(rows, n, cfg["length"], cfg["stacking"], cfg["pairing"],
+                                          cfg["bidirectional"])
+    plan.update(rows=rows, pairs=pairs)
+    return np.union1d(rows, pairs.ravel())
+
+  try:
+    frames, masks, n, kept = _WORKER["dataset"].load(spec, select, cfg["size"], _WORKER["max_decode_bytes"])
+    rows, pairs = plan["rows"], plan["pairs"]
+    at = lambda video_frames: np.searchsorted(kept, video_frames)   # kept is sorted and unique
+    fields = flow.compute_pairs(_WORKER["solver"], frames, at(pairs))
+    arrays = {"rgb": frames[at(rows)], "flow": quantize.quantize(fields, cfg["clip_px"]), "pairs": pairs,
+              "frame_indices": rows.astype(np.int32)}
+    if masks is not None:
+      arrays["mask"] = masks[at(rows)]
+    meta = {"label": spec.label, "num_frames": n, "frame_indices": rows.tolist(),
             "source": spec.path if spec.path is not None else f"synthetic:{spec.index}", "preprocess": cfg}
     return ("ok", store_write.write_clip(_WORKER["out"], spec.id, arrays, meta))
   except Exception as e:  # pylint: disable=broad-except  (a bad clip must not stop the others)

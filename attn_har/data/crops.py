@@ -56,7 +56,7 @@ class TenCrop(grain.transforms.Map):
     crop = int(element.get("view", 0)) % 10
     top, left = corner_box(h, w, side, crop % 5)
     out = dict(element)
-    for k in ("rgb", "flow", "mask"):
+    for k in transforms.FRAME_KEYS:
       if k in element:
         out[k] = element[k][:, top:top + side, left:left + side]
     out["crop_hw"] = np.asarray([side, side], np.int32)

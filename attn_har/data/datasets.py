@@ -25,8 +25,10 @@ What differs per dataset is an attribute or method of its class, so no caller co
   group_of(clip_id)     the clips that must stay on one side of a train/validation hold-out share this key
                         (`attn_har.data.prepare.split_store`): UCF101 its group, HMDB51 its source video, else the clip.
 
-Frames are sampled uniformly (⌊k·N/T⌋ over the N decoded frames) and resized while decoding with
-`decode.resize_cover` to the store size (aspect kept, centre crop; a no-op for native-size clips).
+`load(spec, select, size)` decodes (or generates) a clip and keeps the video frames `select(N)` picks from its N
+frames: pre-processing selects the stored frames (`stacking.store_frames`) and the frames of their flow pairs.
+Frames are resized while decoding with `decode.resize_cover` to the store size (aspect kept, centre crop; a no-op
+for native-size clips); a synthetic clip keeps its own size.
 """
 
 import argparse
@@ -34,11 +36,11 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from attn_har.data import decode, sampling, splits, synthetic
+from attn_har.data import decode, splits, stacking, synthetic
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 UCF101_HELP = ("expected <root>/UCF-101/<Class>/v_*.avi and <root>/ucfTrainTestlist/ (classInd.txt, "
@@ -96,8 +98,9 @@ class _VideoSource:
 
   @staticmethod
   def store_tag(c: Any) -> str:
-    """'<dataset>-t<frames>-s<size>-<flow>-<stacking>-L<length>' for the `data` config section `c`."""
-    return f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{c.stacking}-L{c.flow_length}"
+    """'<dataset>-t<frames>-s<size>-<flow>-<pairing>-<stacking>-L<length>' for the `data` config section `c`."""
+    return (f"{c.dataset}-t{c.store_frames}-s{c.store_size}-{c.flow_method}-{pairing_of(c)}-{c.stacking}-"
+            f"L{c.flow_length}")
 
   @staticmethod
   def group_of(clip_id: str) -> str:
@@ -119,23 +122,41 @@ class _VideoSource:
     return {s: {sub: [i for i in ids if i in keep] for sub, ids in subsets.items()}
             for s, subsets in self._splits.items()}
 
-  def load(self, spec: ClipSpec, count: int, size: Sequence[int],
+  def load(self, spec: ClipSpec, select: Callable[[int], np.ndarray], size: Sequence[int],
            max_decode_bytes: int = 1 << 30) -> Tuple[np.ndarray, Optional[np.ndarray], int, np.ndarray]:
-    """Decodes one clip and samples `count` frames uniformly.
+    """Decodes one clip keeping the frames `select(N)` picks.
 
     Long clips (header frame count x frame bytes over `max_decode_bytes`) are decoded in two passes keeping only
-    the sampled frames; others in one pass.
+    the selected frames; others in one pass.
+
+    Args:
+      spec: the clip.
+      select: maps the decoded frame count N to the video frame indices to keep (int [K] in [0, N)).
+      size: (H, W) of the kept frames.
+      max_decode_bytes: the two-pass threshold.
 
     Returns:
-      (rgb uint8 [T, H, W, 3], mask None, decoded frame count N, frame indices int64 [T]).
+      (rgb uint8 [K, H, W, 3], mask None, decoded frame count N, frame indices int64 [K] = select(N)).
     """
     frame_bytes = int(size[0]) * int(size[1]) * 3
     if decode.header_frame_count(spec.path) * frame_bytes > max_decode_bytes:
-      rgb, n = decode.read_sampled_frames(spec.path, lambda n: sampling.uniform_indices(n, count), size)
-      return rgb, None, n, sampling.uniform_indices(n, count)
+      rgb, n = decode.read_sampled_frames(spec.path, select, size)
+      return rgb, None, n, np.asarray(select(n), np.int64)
     frames = decode.read_frames(spec.path, size)
-    idx = sampling.uniform_indices(len(frames), count)
+    idx = _selected(select, len(frames), spec.path)
     return frames[idx], None, len(frames), idx
+
+
+def _selected(select: Callable[[int], np.ndarray], n: int, what: str) -> np.ndarray:
+  idx = np.asarray(select(n), np.int64)
+  if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+    raise ValueError(f"select({n}) must return 1-D frame indices in [0, {n}), got {idx}: {what}")
+  return idx
+
+
+def pairing_of(c: Any) -> str:
+  """The `data` section's pairing (`stacking.PAIRINGS`; configs without one get the default)."""
+  return c.get("pairing") or stacking.DEFAULT_PAIRING
 
 
 def _root_of(args: argparse.Namespace) -> str:
@@ -324,10 +345,11 @@ class Synthetic:
 
   @staticmethod
   def store_tag(c: Any) -> str:
-    """'synthetic-v<generator>-k<classes>-n<clips>-s<size>-t<frames>-seed<seed>-<flow>-<stacking>-L<length>'."""
+    """'synthetic-v<generator>-k<classes>-n<clips>-s<size>-t<frames>-seed<seed>-<flow>-<pairing>-<stacking>-
+    L<length>'."""
     s = c.synthetic
     return (f"synthetic-v{synthetic.GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-"
-            f"t{s.num_frames}-seed{s.seed}-{c.flow_method}-{c.stacking}-L{c.flow_length}")
+            f"t{s.num_frames}-seed{s.seed}-{c.flow_method}-{pairing_of(c)}-{c.stacking}-L{c.flow_length}")
 
   def cli_args(self) -> List[str]:
     """['--dataset', 'synthetic', '--synthetic-classes', K, ..., '--seed', seed]."""
@@ -358,10 +380,12 @@ class Synthetic:
         out[self.data.split_of(spec.index)].append(spec.id)
     return {"1": out}
 
-  def load(self, spec: ClipSpec, count: int, size: Sequence[int] = (), max_decode_bytes: int = 0):
-    """Generates clip `spec.index` and samples `count` of its frames uniformly (its own size is kept)."""
+  def load(self, spec: ClipSpec, select: Callable[[int], np.ndarray], size: Sequence[int] = (),
+           max_decode_bytes: int = 0):
+    """Generates clip `spec.index` (the generated clip is the video) and keeps the frames `select(N)` picks, with
+    their actor masks; its own size is kept. Returns (rgb [K, S, S, 3], mask [K, S, S], N, indices [K])."""
     clip = self.data.clip(spec.index)
-    idx = sampling.uniform_indices(len(clip["rgb"]), count)
+    idx = _selected(select, len(clip["rgb"]), spec.id)
     return clip["rgb"][idx], clip["mask"][idx], len(clip["rgb"]), idx
 
 

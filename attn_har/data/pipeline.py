@@ -6,11 +6,13 @@ Training::
   it = make_loader(store_dir, clip, split='1', subset='train', batch_size=8, train=True, seed=0)
   batch = next(it)   # {'rgb': [B, T, S, S, 3] f32 in [-1, 1], 'flow': [B, T, S, S, 2L] f32 px / flow_scale,
                      #  'label': [B] i32, 'index': [B] i32 (clip position in store.ids(split, subset)),
-                     #  'mask': [B, T, S, S] f32 (when the store has masks)}
+                     #  'mask': [B, T, S, S] f32 (when the store has masks), 'flow_mask': [B, T, S, S] f32
+                     #  (with masks and flow: the union of the masks of the frames stack t covers)}
 
   RGB frame t, flow stack t and mask t of an item all come from the same clip and start frame s_t (the stack
-  covers frames s_t..s_t+L). One random crop and one flip per item apply to every frame and both streams; the
-  flip negates the flow's u channels (even indices); with `rescale_flow` the vectors follow the resize.
+  covers frames s_t..s_t+L: consecutive video frames, or stored frames with pairing 'stored_frames'). One random
+  crop and one flip per item apply to every frame and both streams; the flip negates the flow's u channels (even
+  indices); with `rescale_flow` the vectors follow the resize.
   `streams=('rgb',)` or `('flow',)` reads and returns only that stream.
 
 Evaluation (every clip of a subset, `views` temporal x `crops` spatial views each, nothing dropped)::
@@ -69,9 +71,9 @@ class ClipSource(grain.sources.RandomAccessDataSource):
     if "rgb" in streams:
       keys.add("rgb")
     if "flow" in streams:
-      keys.update(("flow", "pairs"))
+      keys.update(("flow", "pairs", "frame_indices"))
     if with_mask:
-      keys.add("mask")
+      keys.update(("mask", "frame_indices"))
     self.keys = tuple(sorted(keys))
     self._n = len(self.ids) * views_per_clip
     self._len = self._n if not pad_to else -(-self._n // pad_to) * pad_to
@@ -108,6 +110,11 @@ def _image_size(image_size) -> Tuple[int, int]:
   return tuple(int(s) for s in image_size)
 
 
+def _mask_keys(streams) -> Tuple[str, ...]:
+  """The ground-truth mask keys of a store with masks: 'mask', and 'flow_mask' when the flow stream is read."""
+  return ("mask", "flow_mask") if "flow" in streams else ("mask",)
+
+
 def _check_streams(streams):
   streams = tuple(streams)
   bad = [s for s in streams if s not in STREAMS]
@@ -133,7 +140,7 @@ def operations(clip: ClipOptions, *, train: bool, views: int = 1, crops: int = 1
     batch_size, drop_remainder: batch the elements.
   """
   ops = [transforms.SampleClip(clip.num_frames, clip.flow_length, clip.stacking, clip.bidirectional, train, views,
-                               crops)]
+                               crops, pairing=clip.pairing)]
   crop, view_flip = (transforms.RandomCrop(clip.scale), None) if train else crops_lib.eval_crop_ops(crops,
                                                                                                    crop_fraction)
   ops.append(crop)
@@ -187,7 +194,7 @@ def make_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str =
   with_mask = store.has_mask if with_mask is None else with_mask
   clip = clip.for_store(store.manifest, streams)
   source = ClipSource(store_dir, ids, streams, with_mask)
-  keys = streams + (("mask",) if with_mask else ()) + ("label", "index")
+  keys = streams + (_mask_keys(streams) if with_mask else ()) + ("label", "index")
   ops = operations(clip, train=train, keys=keys, batch_size=batch_size, drop_remainder=drop_remainder)
   shard_options = shard_options or grain.sharding.NoSharding()
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=train,
@@ -223,9 +230,10 @@ def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: 
   shard_options = shard_options or grain.sharding.NoSharding()
   pad = batch_size * shard_options.shard_count
   source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
-  keys = streams + (("mask",) if with_mask else ()) + ("label", "index", "view", "valid")
-  ops = operations(clip, train=False, views=views, crops=crops, crop_fraction=crop_fraction, keys=keys,
-                   batch_size=batch_size, drop_remainder=True)
+                               crops, pairing=clip.pairing)]
+  crop, view_flip = (transforms.RandomCrop(clip.scale), None) if train else crops_lib.eval_crop_ops(crops,
+                                                                                                   crop_fraction)
+  ops.append(crop)
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
                                         seed=0)
   parse_flags_for_workers(workers)

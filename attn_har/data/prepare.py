@@ -41,7 +41,8 @@ def preprocess_command(c: ml_collections.ConfigDict, store: pathlib.Path) -> str
   """The shell command that builds the store for a real dataset."""
   root = c.root or f"<{c.dataset} root>"
   return (f"python -m attn_har.data.preprocess --dataset {c.dataset} --root {root} --out {store} "
-          f"--flow {c.flow_method} --stacking {c.stacking} --length {c.flow_length} --frames {c.store_frames} "
+          f"--flow {c.flow_method} --pairing {datasets.pairing_of(c)} --stacking {c.stacking} "
+          f"--length {c.flow_length} --frames {c.store_frames} "
           f"--size {c.store_size} {c.store_size}")
 
 
@@ -55,7 +56,7 @@ def prepare_store(config: ml_collections.ConfigDict, log=print) -> pathlib.Path:
   if cls.generated:
     source = cls.from_config(c)
     settings = store_settings(source, flow_method=c.flow_method, stacking_mode=c.stacking,
-                              length=int(c.flow_length))
+                              length=int(c.flow_length), pairing=datasets.pairing_of(c))
     workers = c.workers or (os.cpu_count() or 1)
     log(f"generating the {c.dataset} dataset into {store} ({len(source.clips)} clips, {workers} workers)")
     result = build_store(source, settings, store, workers=workers, progress=False)

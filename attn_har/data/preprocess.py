@@ -1,12 +1,19 @@
 """Pre-process a video dataset into a clip store: sampled RGB frames plus quantised optical flow per frame pair.
 
   python -m attn_har.data.preprocess --dataset ucf101 --root /data/ucf101 --out /data/stores/ucf101_dis \\
-      --flow dis --frames 25 --stacking consecutive --length 10 --workers 2
+      --flow dis --frames 25 --pairing video_frames --stacking consecutive --length 10 --workers 2
 
-For each clip: decode every frame (`decode.read_frames`, resized while decoding), sample T frames uniformly
-(⌊k·N/T⌋), compute the flow of each frame pair that the chosen stacking needs once (`stacking.required_pairs`;
-consecutive: T - 1 pairs for any L; anchored: (T - L)·L pairs), quantise it to uint8 over ±clip_px
-(`quantize.quantize`) and write the clip atomically (`store_write.write_clip`). Stacks are built at load time.
+For each clip: decode its frames (`decode.read_frames`, resized while decoding), sample T frames and compute, once
+per pair, the flow of every frame pair their stacks need (`stacking.store_frames`, `stacking.required_video_pairs`),
+quantise it to uint8 over ±clip_px (`quantize.quantize`) and write the clip atomically (`store_write.write_clip`)
+with the video frame index of every stored frame and of both ends of every pair. Stacks are built at load time.
+
+  --pairing video_frames (default; Simonyan & Zisserman): frame k is video frame n_k = ⌊k·(N - L)/T⌋ and its stack
+      joins consecutive video frames n_k -> n_k + 1 -> ... -> n_k + L; overlapping stacks share pairs. UCF101
+      (N ≈ 186) at T = 25, L = 10: ~N - 1 ≈ 185 pairs per clip (T·L = 250 without the overlaps). A clip with
+      N <= T keeps every frame (a synthetic clip is its own video) and has stacks at frames 0..N-L-1.
+  --pairing stored_frames (the thesis's code): frames ⌊k·N/T⌋ and flow between stored frames (7-8 video frames
+      apart on UCF101); consecutive: T - 1 pairs for any L, anchored: (T - L)·L pairs.
 
 Frame size (--size H W, default 240 320): each frame is resized keeping its aspect ratio until it covers H x W,
 then centre-cropped (UCF101's native 320x240 passes unchanged; HMDB51's 240-high clips keep their height and lose
@@ -42,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--flow", default="tvl1", choices=sorted(flow.FLOW_METHODS), help="optical flow method")
   p.add_argument("--clip-px", type=float, default=quantize.DEFAULT_CLIP_PX, help="flow quantisation range ±px")
   p.add_argument("--frames", type=int, help="frames T sampled per clip (default 25; synthetic: its own length)")
+  p.add_argument("--pairing", default=stacking.DEFAULT_PAIRING, choices=stacking.PAIRINGS,
+                 help="flow between consecutive video frames (default) or between stored frames (the thesis's)")
   p.add_argument("--stacking", default="consecutive", choices=stacking.STACKING_MODES)
   p.add_argument("--length", type=int, default=10, help="stack length L the stored pairs must serve")
   p.add_argument("--bidirectional", action="store_true", help="also store backward flow for each pair")
@@ -49,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="stored frame size: cover-resize then centre crop (default 240 320)")
   p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes; 0 runs in this process")
   p.add_argument("--max-decode-mb", type=int, default=1024,
-                 help="clips whose decoded frames would exceed this are decoded in two passes keeping T frames")
+                 help="clips whose decoded frames would exceed this are decoded in two passes keeping only the needed "
+                      "frames")
   p.add_argument("--limit", type=int, help="process at most this many pending clips (smoke runs)")
   p.add_argument("--allow-missing", action="store_true",
                  help="listed clips absent on disk do not make the exit status non-zero")
@@ -74,7 +84,7 @@ def make_settings(args: argparse.Namespace, source) -> dict:
   """The settings every clip of this store is made with (`store_build.store_settings`)."""
   return store_build.store_settings(source, flow_method=args.flow, stacking_mode=args.stacking, length=args.length,
                                 clip_px=args.clip_px, bidirectional=args.bidirectional, frames=args.frames,
-                                size=args.size)
+                                size=args.size, pairing=args.pairing)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -20,6 +20,18 @@ def uniform_indices(num_frames: int, count: int) -> np.ndarray:
   return (np.arange(count, dtype=np.int64) * num_frames) // count
 
 
+def clamped_uniform_indices(num_frames: int, count: int, reach: int) -> np.ndarray:
+  """Returns ⌊k·(N - reach)/T⌋ for k = 0..T-1: uniform over the N - reach first frames, so n_k + reach <= N - 1.
+
+  Raises:
+    ValueError: when N <= reach (no frame has `reach` frames after it).
+  """
+  _check(num_frames, count)
+  if num_frames <= reach:
+    raise ValueError(f"a clip of N={num_frames} frames has no frame followed by {reach} more (needs N >= {reach + 1})")
+  return uniform_indices(num_frames - reach, count)
+
+
 def _segments(num_frames: int, count: int):
   starts = (np.arange(count, dtype=np.int64) * num_frames) // count
   ends = (np.arange(1, count + 1, dtype=np.int64) * num_frames) // count

@@ -7,8 +7,11 @@ Layout of a store directory::
   <store_dir>/clips/<safe>.json      # its manifest entry; present only once the .npz is complete
 
 A clip file holds `rgb` uint8 [T, H, W, 3], `flow` uint8 [P, H, W, 2] (quantised with
-`attn_har.data.quantize`), `pairs` int16 [P, 2] (flow p goes from frame pairs[p, 0] to frame pairs[p, 1]) and,
-optionally, `mask` uint8 [T, H, W]. Files are written uncompressed: on this machine `np.load` of an
+`attn_har.data.quantize`), `pairs` int32 [P, 2] (flow p goes from video frame pairs[p, 0] to video frame
+pairs[p, 1]), `frame_indices` int32 [T] (the video frame of each RGB row) and, optionally, `mask` uint8 [T, H, W].
+How the pairs serve the stacks (the manifest's flow 'pairing', 'pairs' = stacking mode, 'length') is described in
+`attn_har.data.stacking`. Stores written before the pairing was recorded hold int16 pairs of rows and no
+frame_indices (pairing 'stored_frames'). Files are written uncompressed: on this machine `np.load` of an
 uncompressed clip is several times faster than of a `savez_compressed` one (benchmarks/bench_pipeline.py
 prints both), and random access during training matters more than disk space.
 
@@ -32,7 +35,7 @@ Read side (the Grain pipeline)::
 
   store = ClipStore(store_dir)
   for clip_id in store.ids(split='1', subset='train'):
-    clip = store.read(clip_id)   # {'rgb', 'flow', 'pairs', 'label', 'mask'?}
+    clip = store.read(clip_id)   # {'rgb', 'flow', 'pairs', 'frame_indices', 'label', 'mask'?}
 """
 
 import hashlib
@@ -106,19 +109,41 @@ def repair_command(manifest: Mapping[str, Any], store_dir) -> str:
   """The preprocess command that rebuilds or repairs the store at `store_dir` (finished, intact clips are kept).
 
   Uses the manifest's `preprocess_args` (recorded by `store_build.build_store`); a store written before they were
-  recorded gets the options its manifest holds, with a placeholder for the dataset folder.
+  recorded gets the options its manifest holds, with a placeholder for the dataset folder (and, when the manifest
+  records no pairing, 'stored_frames': what stores held before the pairing was recorded).
   """
-  out = ["--out", os.fspath(store_dir)]
+  args = _preprocess_args(manifest) + ["--out", os.fspath(store_dir)]
+  return " ".join([PREPROCESS_MODULE] + [_quote(str(a)) for a in args])
+
+
+def _preprocess_args(manifest: Mapping[str, Any]) -> list:
+  """The recorded preprocess arguments (all but --out), or those the manifest's options imply."""
   args = manifest.get("preprocess_args")
   if not args:
     dataset = str(manifest.get("dataset", "<dataset>"))
     f = manifest.get("flow", {})
     size = manifest.get("size") or ["<H>", "<W>"]
     args = ["--dataset", dataset, "--root", f"<{dataset} root>", "--flow", f.get("method", "<flow>"),
-            "--clip-px", f.get("clip_px", "<clip px>"), "--stacking", f.get("pairs", "<stacking>"),
+            "--clip-px", f.get("clip_px", "<clip px>"), "--pairing", f.get("pairing", "stored_frames"),
+            "--stacking", f.get("pairs", "<stacking>"),
             "--length", f.get("length", "<L>"), "--frames", manifest.get("frames", "<T>"), "--size", *size]
     args += ["--bidirectional"] if f.get("bidirectional") else []
-  return " ".join([PREPROCESS_MODULE] + [_quote(str(a)) for a in [*args, *out]])
+  elif "--pairing" not in args:   # recorded before the pairing was
+    args = [*args, "--pairing", (manifest.get("flow") or {}).get("pairing", "stored_frames")]
+  return [str(a) for a in args]
+
+
+def rebuild_command(manifest: Mapping[str, Any], out: str = "<new store dir>", **changes: str) -> str:
+  """The preprocess command that builds a store like the one `manifest` describes into `out`, with option changes
+  (e.g. `pairing='video_frames'` sets --pairing video_frames)."""
+  args = _preprocess_args(manifest)
+  for key, value in changes.items():
+    flag = f"--{key.replace('_', '-')}"
+    if flag in args:
+      args[args.index(flag) + 1] = str(value)
+    else:
+      args += [flag, str(value)]
+  return " ".join([PREPROCESS_MODULE] + [_quote(a) for a in [*args, "--out", out]])
 
 
 def _quote(arg: str) -> str:
@@ -232,11 +257,12 @@ class ClipStore:
                             f"repair the store with: {self.repair_command()}")
 
   def read(self, clip_id: str, keys: Optional[Sequence[str]] = None) -> dict:
-    """Arrays of one clip: {'rgb', 'flow' (uint8), 'pairs', 'label', 'mask' if stored}.
+    """Arrays of one clip: {'rgb', 'flow' (uint8), 'pairs', 'frame_indices', 'label', 'mask' if stored}.
 
     Args:
       clip_id: the clip.
-      keys: read only these arrays (of 'rgb', 'flow', 'pairs', 'mask'; a missing 'mask' is skipped); None = all.
+      keys: read only these arrays (of 'rgb', 'flow', 'pairs', 'frame_indices', 'mask'; a missing 'mask' or
+        'frame_indices' is skipped); None = all.
 
     Raises:
       DamagedClipError: the file is missing, unreadable or damaged (names the clip, file and repair command).

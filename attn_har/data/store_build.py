@@ -21,25 +21,33 @@ from attn_har.data import clip_pool, datasets, flow, quantize, stacking, store a
 from attn_har.data import store_write
 
 # Settings recorded in every clip entry; a resumed run must use the same ones.
-SETTING_KEYS = ("flow", "clip_px", "stacking", "length", "bidirectional", "frames", "size")
+SETTING_KEYS = ("flow", "clip_px", "pairing", "stacking", "length", "bidirectional", "frames", "size")
+# What an entry written before a setting was recorded was made with.
+LEGACY_SETTINGS = {"pairing": stacking.LEGACY_PAIRING}
 
 
 def store_settings(source, *, flow_method: str, stacking_mode: str = "consecutive", length: int = 10,
                    clip_px: float = quantize.DEFAULT_CLIP_PX, bidirectional: bool = False,
-                   frames: Optional[int] = None, size: Sequence[int] = (240, 320)) -> dict:
+                   frames: Optional[int] = None, size: Sequence[int] = (240, 320),
+                   pairing: str = stacking.DEFAULT_PAIRING) -> dict:
   """The settings every clip of a store of `source` is made with (validated; keys `SETTING_KEYS`).
 
   `frames` None = `source.default_frames`; `size` [H, W] passes through `source.frame_size` (a generated source
-  keeps its own).
+  keeps its own); `pairing` is a `stacking.PAIRINGS` entry.
   """
   frames = frames or source.default_frames
   size = source.frame_size(size)
-  stacking.required_pairs(frames, length, stacking_mode, bidirectional)  # validates T, L, mode
+  if pairing not in stacking.PAIRINGS:
+    raise ValueError(f"unknown pairing {pairing!r}; valid choices: {', '.join(map(repr, stacking.PAIRINGS))}")
+  # Validates T, L and the mode (stored frames: T >= L + 1 rows; video frames: any T >= 1).
+  stacking.required_pairs(frames if pairing == "stored_frames" else length + 1, length, stacking_mode, bidirectional)
+  if frames < 1:
+    raise ValueError(f"--frames must be >= 1, got {frames}")
   quantize.step(clip_px)
   if min(size) < 8:
     raise ValueError(f"--size must be at least 8 x 8, got {size}")
-  return {"flow": flow_method, "clip_px": float(clip_px), "stacking": stacking_mode, "length": length,
-          "bidirectional": bool(bidirectional), "frames": frames, "size": size}
+  return {"flow": flow_method, "clip_px": float(clip_px), "pairing": pairing, "stacking": stacking_mode,
+          "length": length, "bidirectional": bool(bidirectional), "frames": frames, "size": size}
 
 
 def remove_stale_temporaries(out: str) -> int:
@@ -75,7 +83,8 @@ def redo_damaged(out: str, entries: List[dict], threads: int = 1) -> List[dict]:
 def preprocess_args(source, settings: dict) -> List[str]:
   """The preprocess arguments (all but --out) that build a store of `source` with `settings`."""
   args = source.cli_args() if hasattr(source, "cli_args") else ["--dataset", source.name]
-  args += ["--flow", settings["flow"], "--clip-px", str(settings["clip_px"]), "--stacking", settings["stacking"],
+  args += ["--flow", settings["flow"], "--clip-px", str(settings["clip_px"]), "--pairing", settings["pairing"],
+           "--stacking", settings["stacking"],
            "--length", str(settings["length"]), "--frames", str(settings["frames"]),
            "--size", *[str(v) for v in settings["size"]]]
   return args + (["--bidirectional"] if settings["bidirectional"] else [])
@@ -88,10 +97,11 @@ def finished(out: str, specs: List[datasets.ClipSpec], settings: dict) -> List[d
     if store_write.clip_done(out, spec.id):
       entry = store_write.read_entry(out, spec.id)
       old = entry.get("preprocess", {})
-      diff = [k for k in SETTING_KEYS if old.get(k) != settings[k]]
+      old = {k: old.get(k, LEGACY_SETTINGS.get(k)) for k in SETTING_KEYS}
+      diff = [k for k in SETTING_KEYS if old[k] != settings[k]]
       if diff:
         raise ValueError(f"store {out} holds clip {spec.id!r} made with other settings "
-                         f"({', '.join(f'{k}={old.get(k)!r} not {settings[k]!r}' for k in diff)}); "
+                         f"({', '.join(f'{k}={old[k]!r} not {settings[k]!r}' for k in diff)}); "
                          f"use another --out or the original options")
       entries.append(entry)
   return entries
@@ -114,7 +124,7 @@ class BuildResult:
     failures: [{'id', 'path', 'error'}] of the clips that failed.
     missing: clips listed by the dataset but absent on disk.
     seconds: time spent pre-processing.
-    pairs: flow pairs per clip.
+    pairs: flow pairs computed in this call (all new clips).
     interrupted: a KeyboardInterrupt stopped it (finished clips are kept; no manifest written).
   """
   dataset: str
@@ -144,7 +154,8 @@ class BuildResult:
             f"{f', {len(self.damaged)} damaged clips redone' if self.damaged else ''}"
             f"{f', {self.stale} stale temporaries removed' if self.stale else ''}); {len(self.failures)} failed; "
             f"{len(self.missing)} listed but missing on disk; {self.seconds:.1f} s, {rate:.2f} clips/s, "
-            f"{rate * self.pairs:.1f} flow pairs/s ({self.flow}, {self.pairs} pairs per clip)")
+            f"{self.pairs / self.seconds if self.seconds > 0 else 0.0:.1f} flow pairs/s ({self.flow}, "
+            f"{self.pairs / max(1, self.new):.0f} pairs per clip)")
 
 
 def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1, progress: bool = True,
@@ -179,15 +190,14 @@ def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1,
   if limit is not None:
     pending = pending[:limit]
   result = BuildResult(source.name, out, settings["flow"], done=len(done), stale=stale, damaged=damaged,
-                       missing=list(source.missing),
-                       pairs=len(stacking.required_pairs(settings["frames"], settings["length"],
-                                                         settings["stacking"], settings["bidirectional"])))
+                       missing=list(source.missing))
   bar = tqdm.tqdm(total=len(pending), unit="clip", desc=f"{source.name} {settings['flow']}", disable=not progress,
                   dynamic_ncols=True, file=sys.stderr)
 
   def on_result(r: tuple) -> None:
     if r[0] == "ok":
       result.new += 1
+      result.pairs += int(r[1]["pairs"])
     else:
       _, cid, path, msg = r
       result.failures.append({"id": cid, "path": path, "error": msg})
@@ -214,7 +224,8 @@ def build_store(source, settings: dict, out, workers: int = os.cpu_count() or 1,
   manifest = {
       "version": store_lib.VERSION, "dataset": source.name, "classes": list(source.classes),
       "frames": settings["frames"], "size": settings["size"],
-      "flow": {"method": settings["flow"], "clip_px": settings["clip_px"], "pairs": settings["stacking"],
+      "flow": {"method": settings["flow"], "clip_px": settings["clip_px"], "pairing": settings["pairing"],
+               "pairs": settings["stacking"],
                "length": settings["length"], "bidirectional": settings["bidirectional"]},
       "clips": entries, "splits": source.splits(ids), "failures": result.failures,
       "num_missing": len(source.missing),

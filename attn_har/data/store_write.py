@@ -39,20 +39,22 @@ def _atomic_write_bytes(path: pathlib.Path, data: bytes, what: str = "") -> None
   _write_replace(path, lambda f: f.write(data), what or str(path))
 
 
-def _check_arrays(clip_id: str, arrays: Mapping[str, np.ndarray]) -> dict:
-  """Validates dtypes/shapes of a clip's arrays; returns them as a plain dict of numpy arrays."""
-  unknown = set(arrays) - {"rgb", "flow", "pairs", "mask"}
+def _check_arrays(clip_id: str, arrays: Mapping[str, np.ndarray], num_frames: int) -> dict:
+  """Validates dtypes/shapes of a clip's arrays (`num_frames`: the video's N); returns a plain dict of numpy arrays."""
+  known = ("rgb", "flow", "pairs", "frame_indices", "mask")
+  unknown = set(arrays) - set(known)
   if unknown:
-    raise ValueError(f"clip {clip_id!r}: unknown array keys {sorted(unknown)}; expected rgb, flow, pairs, mask")
+    raise ValueError(f"clip {clip_id!r}: unknown array keys {sorted(unknown)}; expected {', '.join(known)}")
   out = {}
-  for key, dtype in (("rgb", np.uint8), ("flow", np.uint8), ("pairs", np.int16), ("mask", np.uint8)):
+  for key, dtype in (("rgb", np.uint8), ("flow", np.uint8), ("pairs", np.int32), ("frame_indices", np.int32),
+                     ("mask", np.uint8)):
     if key not in arrays:
-      if key == "mask":
+      if key in ("mask", "frame_indices"):
         continue
       raise ValueError(f"clip {clip_id!r}: missing array {key!r}")
     a = np.asarray(arrays[key])
-    if key == "pairs" and a.dtype != dtype and np.issubdtype(a.dtype, np.integer):
-      a = a.astype(np.int16)
+    if key in ("pairs", "frame_indices") and a.dtype != dtype and np.issubdtype(a.dtype, np.integer):
+      a = a.astype(dtype)
     if a.dtype != dtype:
       raise ValueError(f"clip {clip_id!r}: array {key!r} must be {np.dtype(dtype).name}, got {a.dtype}")
     out[key] = a
@@ -64,8 +66,15 @@ def _check_arrays(clip_id: str, arrays: Mapping[str, np.ndarray]) -> dict:
     raise ValueError(f"clip {clip_id!r}: flow must be [P, {h}, {w}, 2], got {flow.shape}")
   if pairs.shape != (flow.shape[0], 2):
     raise ValueError(f"clip {clip_id!r}: pairs must be [{flow.shape[0]}, 2], got {pairs.shape}")
-  if pairs.size and (pairs.min() < 0 or pairs.max() >= t):
-    raise ValueError(f"clip {clip_id!r}: pairs index frames outside [0, {t})")
+  # Pairs index video frames [0, N) when frame_indices says which video frame each row is, else rows [0, T).
+  bound, unit = (num_frames, "video frames") if "frame_indices" in out else (t, "frames")
+  if "frame_indices" in out:
+    fi = out["frame_indices"]
+    if fi.shape != (t,) or (t and (fi.min() < 0 or fi.max() >= num_frames)) or np.any(np.diff(fi) < 0):
+      raise ValueError(f"clip {clip_id!r}: frame_indices must be [{t}] non-decreasing video frames in "
+                       f"[0, {num_frames}), got {fi.tolist()}")
+  if pairs.size and (pairs.min() < 0 or pairs.max() >= bound):
+    raise ValueError(f"clip {clip_id!r}: pairs index {unit} outside [0, {bound})")
   if "mask" in out and out["mask"].shape != (t, h, w):
     raise ValueError(f"clip {clip_id!r}: mask must be [{t}, {h}, {w}], got {out['mask'].shape}")
   return out
@@ -91,15 +100,16 @@ def write_clip(store_dir, clip_id: str, arrays: Mapping[str, np.ndarray], meta: 
   Args:
     store_dir: the store directory (created if needed).
     clip_id: relative path of the source video, e.g. 'Class/v_x.avi' (any characters).
-    arrays: rgb uint8 [T, H, W, 3], flow uint8 [P, H, W, 2], pairs int16 [P, 2], optional mask uint8 [T, H, W].
+    arrays: rgb uint8 [T, H, W, 3], flow uint8 [P, H, W, 2], pairs int [P, 2] (stored as int32), optional
+      frame_indices int [T] (the video frame of each row; then pairs index video frames) and mask uint8 [T, H, W].
     meta: at least {'label': int, 'num_frames': decoded frame count}; other JSON values are kept in the entry.
 
   Returns:
     The entry {'id', 'label', 'num_frames', 'file', 'sha256', 'bytes', 'frames', 'pairs', 'size', 'mask',
     **other meta keys}.
   """
-  arrays = _check_arrays(clip_id, arrays)
   meta = _jsonable(clip_id, meta)
+  arrays = _check_arrays(clip_id, arrays, meta["num_frames"])
   root = pathlib.Path(store_dir)
   stem = clip_file(clip_id)
   (root / CLIP_DIR).mkdir(parents=True, exist_ok=True)

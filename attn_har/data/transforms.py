@@ -1,15 +1,17 @@
 """Small Grain ops of the video pipeline, applied in this order (see `pipeline.py`):
 
-  SampleClip      uint8 clip -> num_frames RGB frames and, at the same start frames, flow stacks (uint8 codes)
+  SampleClip      uint8 clip -> num_frames RGB frames and, at the same start frames, flow stacks (uint8 codes),
+                  their masks and the flow stacks' masks (`flow_mask`)
   RandomCrop      train: one random square-ish box (area scale, aspect jitter) for all frames and both streams
   FixedCrop       eval: centre crop, or one of 3 crops along the long side (`element['view']`)
-  ToFloat         RGB -> [-1, 1] (resnet_v2 preprocessing), flow codes -> pixels / flow_scale, mask -> float32
+  ToFloat         RGB -> [-1, 1] (resnet_v2 preprocessing), flow codes -> pixels / flow_scale, masks -> float32
   Resize          every frame to image_size; flow vectors scaled by the resize factor (optional)
   RandomFlip      train: horizontal flip of all frames; negates the u channels (even indices) of the flow
 
 Every random op draws from the `rng` Grain passes per record, never from global state, so the same seed gives
 the same batches whatever the worker count's scheduling. Elements are dicts; the ops copy, never mutate.
-Time axis conventions: rgb [T, H, W, 3], flow [T, H, W, 2L] (channels [u1, v1, ..., uL, vL]), mask [T, H, W].
+Time axis conventions: rgb [T, H, W, 3], flow [T, H, W, 2L] (channels [u1, v1, ..., uL, vL]), mask and flow_mask
+[T, H, W]. The spatial ops treat every key of `FRAME_KEYS` alike.
 """
 
 import dataclasses
@@ -23,6 +25,10 @@ import numpy as np
 from attn_har.data import quantize as quantize_lib
 from attn_har.data import sampling
 from attn_har.data import stacking
+from attn_har.data.stacking import DEFAULT_PAIRING
+
+# Per-frame arrays [T, H, W, ...] that crops, resizes and flips apply to.
+FRAME_KEYS = ("rgb", "flow", "mask", "flow_mask")
 
 
 def view_indices(num_starts: int, count: int, view: int = 0, views: int = 1) -> np.ndarray:
@@ -39,10 +45,20 @@ def view_indices(num_starts: int, count: int, view: int = 0, views: int = 1) -> 
 
 @dataclasses.dataclass(frozen=True)
 class SampleClip(grain.transforms.RandomMap):
-  """Picks `num_frames` start frames among the valid ones and gathers RGB frames and flow stacks there.
+  """Picks `num_frames` start frames among those with a whole stored flow stack and gathers RGB frames, flow stacks
+  and masks there.
 
-  A stack of length L starting at s needs frames s..s+L, so starts range over 0..F-L-1 (all F frames when no flow
-  is read). RGB frame t, flow stack t and mask t all belong to start s_t.
+  The element's rows are stored frames at video frames `frame_indices` [F] (absent: rows 0..F-1 are the video);
+  its `pairs` [P, 2] name the video frames each stored field joins (`attn_har.data.stacking`). The candidates are
+  the rows whose stack of length L (with `pairing`, `stacking`, `bidirectional`) is stored: with 'video_frames'
+  every sampled frame of a real clip, with 'stored_frames' rows 0..F-L-1 (all F rows when no flow is read). RGB
+  frame t, flow stack t, mask t and flow_mask t all belong to start row s_t.
+
+  `flow_mask` [T, H, W] (with 'mask' and flow): for stack t the union of the masks of the frames its fields are
+  defined on, i.e. the first frame of each of its pairs: frames s..s+L-1 of the walk for forward stacks (a field
+  a -> b gives, at each pixel of frame a, where it moves in b, so the actor's motion lies on its pixels in frame a;
+  frame s+L is only a target), plus s+1..s+L for the backward fields (b -> a) of bidirectional stacks. Each of
+  those frames' masks must be stored (a synthetic clip stores every frame).
 
   Attributes:
     num_frames: T, frames per item.
@@ -52,6 +68,7 @@ class SampleClip(grain.transforms.RandomMap):
     train: random position per segment (TSN); otherwise temporal view `element['view'] // crops` of `views`.
     views: temporal views per clip in evaluation.
     crops: spatial crops per temporal view in evaluation (see `FixedCrop`).
+    pairing: 'video_frames' or 'stored_frames' (`stacking.PAIRINGS`), must match the store's.
   """
   num_frames: int
   flow_length: int
@@ -60,28 +77,63 @@ class SampleClip(grain.transforms.RandomMap):
   train: bool = True
   views: int = 1
   crops: int = 1
+  pairing: str = DEFAULT_PAIRING
+
+  def _candidates(self, element):
+    """(start rows [V], rows of `pairs` each stack reads [V, K] or None)."""
+    frames = int(element["frames"])
+    if not self.flow_length:
+      return np.arange(frames), None
+    if "pairs" not in element:
+      return np.arange(max(0, frames - self.flow_length)), None
+    video = element.get("frame_indices")
+    video = np.arange(frames) if video is None else np.asarray(video)
+    return stacking.stack_table(video, element["pairs"], self.flow_length, self.stacking, self.pairing,
+                                self.bidirectional)
 
   def random_map(self, element, rng: np.random.Generator):
-    frames = int(element["frames"])
-    candidates = frames - self.flow_length if self.flow_length else frames
-    if candidates < 1:
-      raise ValueError(f"clip {element.get('id')!r} has {frames} frames, too few for flow stacks of length "
-                       f"{self.flow_length}")
+    rows, table = self._candidates(element)
+    if len(rows) < 1:
+      raise ValueError(f"clip {element.get('id')!r} has {element['frames']} stored frames, too few for flow stacks "
+                       f"of length {self.flow_length} (no whole {self.pairing} {self.stacking} stack is stored); "
+                       f"re-run preprocess with a matching --pairing/--stacking/--length/--bidirectional")
     if self.train:
-      starts = sampling.segment_indices(candidates, self.num_frames, rng)
+      pick = sampling.segment_indices(len(rows), self.num_frames, rng)
     else:
-      starts = view_indices(candidates, self.num_frames, int(element.get("view", 0)) // self.crops, self.views)
-    out = {k: v for k, v in element.items() if k not in ("rgb", "flow", "pairs", "mask")}
+      pick = view_indices(len(rows), self.num_frames, int(element.get("view", 0)) // self.crops, self.views)
+    starts = rows[pick]
+    drop = ("rgb", "flow", "pairs", "mask", "frame_indices")
+    out = {k: v for k, v in element.items() if k not in drop}
     if "rgb" in element:
       out["rgb"] = element["rgb"][starts]
     if "mask" in element:
       out["mask"] = element["mask"][starts]
-    if "flow" in element:
-      pairs = element["pairs"]
-      out["flow"] = np.stack([stacking.stack_flow(element["flow"], pairs, int(s), self.flow_length, self.stacking,
-                                                  self.bidirectional) for s in starts])
+    if "flow" in element and table is not None:
+      fields = element["flow"][table[pick]]                              # [T, K, H, W, 2]
+      t, k, h, w, _ = fields.shape
+      out["flow"] = np.ascontiguousarray(fields.transpose(0, 2, 3, 1, 4)).reshape(t, h, w, 2 * k)
+      if "mask" in element:
+        out["flow_mask"] = _flow_mask(element, table[pick])
     out["starts"] = starts.astype(np.int32)
     return out
+
+
+def _flow_mask(element, pair_rows: np.ndarray) -> np.ndarray:
+  """The union of the masks of the first frames of the pairs `pair_rows` [T, K] reads: uint8 [T, H, W]."""
+  mask = element["mask"]
+  video = element.get("frame_indices")
+  video = np.arange(len(mask)) if video is None else np.asarray(video)
+  row_of = {}
+  for row, v in enumerate(video.tolist()):
+    row_of.setdefault(v, row)
+  sources = np.asarray(element["pairs"])[pair_rows, 0]                     # [T, K] video frames
+  missing = sorted({v for v in sources.ravel().tolist() if v not in row_of})
+  if missing:
+    raise ValueError(f"clip {element.get('id')!r}: the flow stacks' mask needs the masks of video frames "
+                     f"{missing[:5]}, which the store does not hold (it stores the masks of its RGB frames only); "
+                     f"build it with every frame stored (--frames at least the clip's frame count)")
+  rows = np.vectorize(row_of.__getitem__, otypes=[np.int64])(sources)
+  return mask[rows].max(axis=1)
 
 
 def _frame_size(element) -> Tuple[int, int]:
@@ -91,7 +143,7 @@ def _frame_size(element) -> Tuple[int, int]:
 
 def _crop(element, top: int, left: int, h: int, w: int):
   out = dict(element)
-  for key in ("rgb", "flow", "mask"):
+  for key in FRAME_KEYS:
     if key in element:
       out[key] = element[key][:, top:top + h, left:left + w]
   out["crop_hw"] = np.asarray([h, w], np.int32)
@@ -144,7 +196,7 @@ class FixedCrop(grain.transforms.Map):
 
 @dataclasses.dataclass(frozen=True)
 class ToFloat(grain.transforms.Map):
-  """RGB uint8 -> x / 127.5 - 1; flow codes -> dequantised pixels / flow_scale; mask -> float32; label -> int32."""
+  """RGB uint8 -> x / 127.5 - 1; flow codes -> dequantised pixels / flow_scale; masks -> float32; label -> int32."""
   clip_px: float = quantize_lib.DEFAULT_CLIP_PX
   flow_scale: float = 1.0
 
@@ -154,8 +206,9 @@ class ToFloat(grain.transforms.Map):
       out["rgb"] = element["rgb"].astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
     if "flow" in element:
       out["flow"] = quantize_lib.dequantize(element["flow"], self.clip_px) / np.float32(self.flow_scale)
-    if "mask" in element:
-      out["mask"] = element["mask"].astype(np.float32)
+    for key in ("mask", "flow_mask"):
+      if key in element:
+        out[key] = element[key].astype(np.float32)
     out["label"] = np.int32(element["label"])
     return out
 
@@ -185,7 +238,7 @@ def _resize_frames(x: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Resize(grain.transforms.Map):
-  """Resizes rgb, flow and mask to image_size; with `rescale_flow` the flow vectors follow the pixel grid."""
+  """Resizes rgb, flow and the masks to image_size; with `rescale_flow` the flow vectors follow the pixel grid."""
   image_size: Tuple[int, int]
   rescale_flow: bool = True
 
@@ -193,7 +246,7 @@ class Resize(grain.transforms.Map):
     out = dict(element)
     h, w = _frame_size(element)
     size = tuple(int(s) for s in self.image_size)
-    for key in ("rgb", "flow", "mask"):
+    for key in FRAME_KEYS:
       if key in element:
         out[key] = _resize_frames(element[key], size)
     if "flow" in element and self.rescale_flow and (h, w) != size:
@@ -205,7 +258,7 @@ class Resize(grain.transforms.Map):
 def flip(element):
   """Horizontal flip of every frame; the flow's u channels (even indices) change sign."""
   out = dict(element)
-  for key in ("rgb", "flow", "mask"):
+  for key in FRAME_KEYS:
     if key in element:
       out[key] = np.ascontiguousarray(element[key][:, :, ::-1])
   if "flow" in element:

@@ -12,6 +12,7 @@ import math
 
 import ml_collections
 
+from attn_har.backbones import keras_weights
 from attn_har.data import check as data_check
 from attn_har.data.crops import check_crops
 from attn_har.models import check as model_check
@@ -27,6 +28,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   data_check.check(config.data, config.model.stream)
   optim.check(config.optim)
   check_choice(("best", "latest"), config.init_from.which, "init_from.which")
+  if config.init_from.keras:
+    keras_file(config)
   for key in COUNTS:
     if config.train[key] < 1:
       raise ValueError(f"train.{key} must be >= 1, got {config.train[key]}")
@@ -47,3 +50,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"train.stream_loss_weight must be a finite number >= 0, got {config.train.stream_loss_weight}")
   if config.train.bn_recalibration_batches < 0:
     raise ValueError(f"train.bn_recalibration_batches must be >= 0, got {config.train.bn_recalibration_batches}")
+
+
+def keras_file(config: ml_collections.ConfigDict):
+  """The Keras weight file of `init_from.keras` (`keras_weights.resolve_file`); FileNotFoundError naming the file
+  Keras would use when it is missing, KerasWeightsError (a ValueError) for a backbone or alpha Keras lacks."""
+  m = config.model
+  alpha = m.backbone_kwargs.get("alpha", m.alpha)
+  return keras_weights.resolve_file(config.init_from.keras, m.backbone, alpha, config.data.image_size)

@@ -6,7 +6,8 @@ one by validation (metric 'val_top1', ties broken by lower 'val_loss'), saved sy
 leaves a half-written step that a restart would pick up (Orbax writes to a temporary name and renames).
 
 Start-up order (`train.py`): resume `<workdir>` if it has a checkpoint, else initialise from
-`config.init_from`, else from scratch. `restore_state(workdir, which)` reads only the model state (for analysis;
+`config.init_from` (a Keras ImageNet file, `init_from_keras`, then other runs' checkpoints, `init_from`), else from
+scratch. `restore_state(workdir, which)` reads only the model state (for analysis;
 no data is touched).
 """
 
@@ -19,6 +20,7 @@ import orbax.checkpoint as ocp
 from flax import traverse_util
 from orbax.checkpoint import checkpoint_managers as cm
 
+from attn_har.backbones import keras_weights
 from attn_har.train.finite import NonFiniteError, state_is_finite
 
 CHECKPOINT_DIR = "checkpoints"
@@ -172,4 +174,52 @@ def init_from(state: Dict[str, Any], sources: List[Tuple[str, str, Tuple[str, ..
   new = dict(state)
   new["params"] = jax.tree.map(lambda x: np.asarray(x), params)
   new["batch_stats"] = jax.tree.map(lambda x: np.asarray(x), stats)
+  return new, report
+
+
+def _subtree(tree: Dict[str, Any], path: Tuple[str, ...]) -> Dict[str, Any]:
+  for key in path:
+    tree = tree[key]
+  return tree
+
+
+def _with_subtree(tree: Dict[str, Any], path: Tuple[str, ...], sub: Dict[str, Any]) -> Dict[str, Any]:
+  if not path:
+    return sub
+  return {**tree, path[0]: _with_subtree(tree[path[0]], path[1:], sub)}
+
+
+def init_from_keras(state: Dict[str, Any], frame_paths: Dict[str, Tuple[str, ...]], path,
+                    backbone: str) -> Tuple[Dict, List[str]]:
+  """Loads a Keras ImageNet weight file into every per-frame image model of a fresh `state`.
+
+  Each stream's backbone gets the file's weights (a flow stream's first conv: TSN cross-modality, the RGB kernel
+  averaged over its 3 input channels and repeated over 2L); the classifier 'predictions' loads only where its
+  class count is the file's (1000); modules Keras lacks (attention, heads) keep their own initialisation.
+
+  Args:
+    state: the freshly initialised state (host arrays).
+    frame_paths: {stream: variable path of its image classifier}, from the model's `frame_models()`.
+    path: the legacy Keras HDF5 file (`attn_har.backbones.keras_weights`).
+    backbone: the model's backbone name ('mobilenet_v2', 'resnet50_v2', 'resnet101_v2').
+
+  Returns:
+    (new state, report lines: per stream the arrays loaded, the notes and every module kept at its own
+    initialisation).
+  """
+  rows = keras_weights.read_legacy_h5(path)
+  params, stats = state["params"], state["batch_stats"]
+  report = []
+  for stream, prefix in frame_paths.items():
+    target = {"params": _subtree(params, prefix), "batch_stats": _subtree(stats, prefix)}
+    loaded, plan = keras_weights.load_keras_file(path, target, backbone, rows)
+    params = _with_subtree(params, prefix, loaded["params"])
+    stats = _with_subtree(stats, prefix, loaded["batch_stats"])
+    report.append(f"init_from.keras {path} into {'/'.join(prefix)} ({stream}): {len(plan.moves)} of "
+                  f"{len(rows)} arrays loaded")
+    report += [f"  {note}" for note in plan.notes]
+    report += [f"  kept at its own initialisation (not in the Keras file): {'/'.join(prefix)}/{m}" for m in plan.kept]
+  new = dict(state)
+  new["params"] = jax.tree.map(np.asarray, params)
+  new["batch_stats"] = jax.tree.map(np.asarray, stats)
   return new, report

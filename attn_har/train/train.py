@@ -2,7 +2,8 @@
 
   1. data: find or build the store, hold out validation, fill `model.num_classes`, write `<workdir>/config.json`
   2. model, optimiser, jit-compiled pure steps; mesh over all devices (batch sharded on 'data')
-  3. start-up: resume `<workdir>` if it has a checkpoint, else init from `config.init_from`, else scratch
+  3. start-up: resume `<workdir>` if it has a checkpoint, else init from `config.init_from` (a Keras ImageNet file,
+     other runs' checkpoints), else scratch
   4. loop: step t uses dropout key fold_in(rng, t); metrics every `log_every`; every `checkpoint_every` (and at
      the end) recalibrate BatchNorm statistics (optional, `bn_calibration`), validate and checkpoint state + data
      iterator; a non-finite loss stops the run (no checkpoint of
@@ -29,7 +30,7 @@ from attn_har.data.prepare import RunData, eval_protocol
 from attn_har.models import build_model, sample_batch
 from attn_har.train import (bn_calibration, checkpointing, evaluate, metrics_log, progress, run_record, sharding, steps,
                             workdir_lock)
-from attn_har.train.check import check_config
+from attn_har.train.check import check_config, keras_file
 from attn_har.train.finite import NonFiniteError, state_is_finite
 from attn_har.train.optim import make_optimizer
 from attn_har.train.schedule import make_schedule
@@ -132,8 +133,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   if manager.latest_step() is not None:
     state, start = checkpointing.resume(manager, state, train_it)
     _log(f"resumed {workdir} at step {start}")
-  elif _init_sources(config):
-    state, report = checkpointing.init_from(jax.device_get(state), _init_sources(config))
+  elif _init_sources(config) or config.init_from.keras:
+    state, report = jax.device_get(state), []
+    if config.init_from.keras:
+      frame_paths = {stream: path for stream, (path, _) in model.frame_models().items()}
+      state, report = checkpointing.init_from_keras(state, frame_paths, keras_file(config), config.model.backbone)
+    if _init_sources(config):
+      state, more = checkpointing.init_from(state, _init_sources(config))
+      report += more
     state = jax.device_put(state, repl)
     for line in report:
       _log(line)
