@@ -230,10 +230,9 @@ def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: 
   shard_options = shard_options or grain.sharding.NoSharding()
   pad = batch_size * shard_options.shard_count
   source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
-                               crops, pairing=clip.pairing)]
-  crop, view_flip = (transforms.RandomCrop(clip.scale), None) if train else crops_lib.eval_crop_ops(crops,
-                                                                                                   crop_fraction)
-  ops.append(crop)
+  keys = streams + (_mask_keys(streams) if with_mask else ()) + ("label", "index", "view", "valid")
+  ops = operations(clip, train=False, views=views, crops=crops, crop_fraction=crop_fraction, keys=keys,
+                   batch_size=batch_size, drop_remainder=True)
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
                                         seed=0)
   parse_flags_for_workers(workers)
