@@ -101,6 +101,7 @@ def test_config_protocols_real_data_25_frames_10_crops_validation_cheap_syntheti
   s = load_config("configs/synthetic_cbam.py")
   assert prepare.eval_protocol(s, "test") == {"frames": 2, "views": 5, "crops": 1, "crop_fraction": 0.875}
   assert prepare.eval_protocol(s, "val") == prepare.eval_protocol(s, "test") and not s.data.flow_mean_subtraction
+  assert c.model.frame_consensus == "softmax" and s.model.frame_consensus == "logits"
 
 
 class _Frame(nn.Module):
@@ -159,3 +160,5 @@ def test_video_scores_average_softmax_over_frames_and_ten_crops(tiny_store):
 def test_bad_protocol_values_name_the_key(arg, message):
   with pytest.raises(ValueError, match=message):
     check_config(load_config(f"configs/ucf101_cbam.py:{arg}"))
+  with pytest.raises(KeyError, match="frame_consensus"):
+    check_config(load_config("configs/ucf101_cbam.py:model.frame_consensus=max"))

@@ -122,11 +122,17 @@ def test_video_models_shapes_jit_and_dropout(name):
     # Cross-entropy on it is the negative log of the averaged probability of the label.
     labels = jnp.asarray([1, 3])
     np.testing.assert_allclose(cross_entropy(y, labels), -np.log(np.exp(y)[np.arange(2), labels]), rtol=1e-5)
-    # Training scores the clip by TSN's consensus, the mean of the frames' logits (BatchNorm in training mode).
+    # The same rule in training (BatchNorm in training mode); consensus='logits' is TSN's mean of the logits.
     y_train, _ = m.apply(v, {"flow": x}, True, mutable=["batch_stats"])
     per_frame_train, _ = Lift(TinyFrame(), "fold").apply({k: {"frame": v[k]["frame"]} for k in v}, x, True,
                                                          mutable=["batch_stats"])
-    np.testing.assert_allclose(y_train["logits"], per_frame_train.mean(1), atol=1e-5)
+    np.testing.assert_allclose(np.exp(y_train["logits"]), jax.nn.softmax(per_frame_train).mean(1), atol=1e-6)
+    tsn = m.clone(consensus="logits")
+    np.testing.assert_allclose(tsn.apply(v, {"flow": x}, False)["logits"], per_frame.mean(1), atol=1e-5)
+    assert TEMPORAL_MODELS["average"].settings(ml_collections.ConfigDict({"frame_consensus": "logits"})) == {
+        "consensus": "logits"}
+    with pytest.raises(ValueError, match="frame_consensus"):
+      m.clone(consensus="max").apply(v, {"flow": x}, False)
   if name == "attention_pool":   # the temporal weights are a distribution over the frames
     _, inter = m.apply(v, {"flow": x}, False, mutable=["intermediates"])
     a = inter["intermediates"]["temporal_attention"][0]

@@ -14,6 +14,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       stream="image",              # 'image' | 'rgb' | 'flow' | 'two_stream'
       temporal="average",          # TEMPORAL_MODELS key (video streams only)
+      frame_consensus="softmax",   # temporal='average': mean of the frames' 'softmax' scores (S&Z) or 'logits' (TSN)
       backbone="mobilenet_v2",
       attention="none",            # ATTENTION key, 'none' = plain backbone
       variant="paper",

@@ -43,6 +43,8 @@ def check(m: ml_collections.ConfigDict) -> None:
     from attn_har.models.build import TEMPORAL_MODELS  # pylint: disable=import-outside-toplevel
     from attn_har.models.fusion import FUSIONS  # pylint: disable=import-outside-toplevel
     from attn_har.models.lstm import READOUTS  # pylint: disable=import-outside-toplevel
+    from attn_har.models.temporal import CONSENSUS  # pylint: disable=import-outside-toplevel
     lookup(TEMPORAL_MODELS, m.temporal, "model.temporal")
+    check_choice(CONSENSUS, m.get("frame_consensus", "softmax"), "model.frame_consensus")
     lookup(FUSIONS, m.fusion, "model.fusion")
     check_choice(READOUTS, m.lstm.readout, "model.lstm.readout")
