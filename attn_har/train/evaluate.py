@@ -5,9 +5,9 @@ whole batches ('valid' = 0 on padding) with 'index' naming the video. Clip level
 level averages the softmax scores of a video's views (Simonyan & Zisserman; the thesis's "video-level accuracy,
 mean over frames"). With the test protocol (`attn_har.config.base`: eval.frames x eval.crops) and a FrameAverage
 stream whose clip score is the mean of its frames' softmax scores (model.frame_consensus='softmax'), a video's
-score is the mean softmax over its frames and crops. Per-class accuracy and the confusion matrix (rows = true class, columns = predicted) are at
-video level. For two-stream models the same numbers are computed for each stream alone; `svm_fusion` fits the
-post-hoc SVM fusion on the streams' training-video scores.
+score is the mean softmax over its frames and crops. Per-class accuracy and the confusion matrix (rows = true
+class, columns = predicted) are at video level. For two-stream models the same numbers are computed for each
+stream alone; `svm_fusion` fits the post-hoc SVM fusion on the streams' training-video scores.
 """
 
 from typing import Any, Callable, Dict, Iterable
