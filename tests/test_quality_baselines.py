@@ -50,3 +50,14 @@ def test_location_prior_is_the_mean_of_the_training_masks():
   assert small.shape == (H, W) and small[:3, :3].min() > 0.9 and small[8:, 8:].max() == 0
   with pytest.raises(ValueError, match="at least one"):
     baselines.location_prior([], (H, W))
+
+
+def test_sample_clip_gives_the_next_video_frame_for_the_frame_difference():
+  from attn_har.data.transforms import SampleClip
+  rgb = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((8, 4, 4, 3), np.uint8)   # frame f has value f
+  element = {"rgb": rgb, "frames": 8, "label": 0, "frame_indices": np.arange(8)}
+  out = SampleClip(3, 0, train=False, next_rgb=True).random_map(element, np.random.default_rng(0))
+  np.testing.assert_array_equal(out["rgb_next"][:, 0, 0, 0], out["rgb"][:, 0, 0, 0] + 1)
+  sparse = dict(element, rgb=rgb[::2], frames=4, frame_indices=np.arange(0, 8, 2))     # only every 2nd frame kept
+  with pytest.raises(ValueError, match="frame difference needs video frames"):
+    SampleClip(3, 0, train=False, next_rgb=True).random_map(sparse, np.random.default_rng(0))

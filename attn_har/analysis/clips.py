@@ -4,7 +4,9 @@
   clip_from_file(path, config)                   # a store clip (.npz) or a video file (flow computed here)
 
 Each clip is a dict of numpy arrays without a batch axis: 'rgb' [T, H, W, 3] in [-1, 1], 'flow' [T, H, W, 2L]
-(pixels), 'mask' [T, H, W] in {0, 1} when known, 'label' (int, -1 when unknown) and 'name'.
+(pixels), 'mask' [T, H, W] in {0, 1} when known (with flow: 'flow_mask', the union of the masks each stack
+covers), 'rgb_next' [T, H, W, 3] when asked for (the video frame after each RGB frame), 'label' (int, -1 when
+unknown) and 'name'.
 """
 
 import pathlib
@@ -15,6 +17,7 @@ import numpy as np
 
 from attn_har.models.check import inputs_of
 
+CLIP_KEYS = ("rgb", "flow", "mask", "flow_mask", "rgb_next")
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 
 
@@ -45,7 +48,7 @@ def run_store(config: ml_collections.ConfigDict, workdir) -> pathlib.Path:
 
 
 def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test", count: Optional[int] = None,
-               num_frames: Optional[int] = None) -> List[Dict]:
+               num_frames: Optional[int] = None, next_rgb: bool = False) -> List[Dict]:
   """The first `count` clips of a subset of the run's store, through the evaluation pipeline (centre crop).
 
   Args:
@@ -54,6 +57,7 @@ def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test",
     subset: 'train', 'val' or 'test'.
     count: how many clips (default all).
     num_frames: frames per clip (default `config.data.num_frames`; the models are per-frame, any T works).
+    next_rgb: also give 'rgb_next' (needs a store that keeps every frame, as the synthetic one does).
   """
   from attn_har.data import pipeline  # pylint: disable=import-outside-toplevel
   from attn_har.data.store import ClipStore  # pylint: disable=import-outside-toplevel
@@ -62,14 +66,14 @@ def eval_clips(config: ml_collections.ConfigDict, workdir, subset: str = "test",
   c = config.data
   it = pipeline.make_eval_loader(store, clip_options(config, num_frames), split=c.split, subset=subset,
                                  batch_size=1, views=1, crops=1, workers=0, streams=streams_of(config),
-                                 with_mask=None, prefetch=0, to_device=False)
+                                 with_mask=None, prefetch=0, to_device=False, next_rgb=next_rgb)
   out = []
   for batch in it:
     if count is not None and len(out) >= count:
       break
     if not int(batch["valid"][0]):
       continue
-    clip = {k: np.asarray(batch[k][0]) for k in ("rgb", "flow", "mask") if k in batch}
+    clip = {k: np.asarray(batch[k][0]) for k in CLIP_KEYS if k in batch}
     clip["label"] = int(batch["label"][0])
     clip["name"] = ids[int(batch["index"][0])]
     out.append(clip)
@@ -130,6 +134,6 @@ def clip_from_file(path, config: ml_collections.ConfigDict, num_frames: Optional
   rng = np.random.default_rng(0)
   for op in ops:
     element = op.random_map(element, rng) if hasattr(op, "random_map") else op.map(element)
-  clip = {k: np.asarray(element[k]) for k in ("rgb", "flow", "mask") if k in element}
+  clip = {k: np.asarray(element[k]) for k in CLIP_KEYS if k in element}
   clip["label"], clip["name"] = int(label), path.name
   return clip

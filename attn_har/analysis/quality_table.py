@@ -174,7 +174,7 @@ def evaluate_run(workdir, which: str = "best", subset: str = "test", count: Opti
   from attn_har.analysis import clips as clips_lib  # pylint: disable=import-outside-toplevel
   from attn_har.analysis.restore import restore  # pylint: disable=import-outside-toplevel
   run = restore(workdir, which)
-  data = clips_lib.eval_clips(run.config, workdir, subset, count, num_frames)
+  data = clips_lib.eval_clips(run.config, workdir, subset, count, num_frames, True)
   if not data or "mask" not in data[0]:
     raise ValueError(f"the store of {workdir} has no ground-truth masks in subset {subset!r} (synthetic data has)")
   t = data[0]["mask"].shape[0]

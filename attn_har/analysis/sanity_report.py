@@ -37,7 +37,7 @@ def check_run(workdir, which: str = "best", subset: str = "test", frames: int = 
   from attn_har.analysis import clips as clips_lib  # pylint: disable=import-outside-toplevel
   from attn_har.analysis.restore import restore  # pylint: disable=import-outside-toplevel
   run = restore(workdir, which)
-  data = clips_lib.eval_clips(run.config, workdir, subset, max(1, frames // 2), 2)
+  data = clips_lib.eval_clips(run.config, workdir, subset, max(1, frames // 2), 2, True)
   out = {}
   for name, view in maps.stream_views(run.model, run.variables).items():
     key = "rgb" if name == "image" else name

@@ -69,7 +69,7 @@ class ClipSource(grain.sources.RandomAccessDataSource):
     self.views_per_clip = views_per_clip
     keys = set()
     if "rgb" in streams:
-      keys.add("rgb")
+      keys.update(("rgb", "frame_indices"))
     if "flow" in streams:
       keys.update(("flow", "pairs", "frame_indices"))
     if with_mask:
@@ -125,7 +125,7 @@ def _check_streams(streams):
 
 def operations(clip: ClipOptions, *, train: bool, views: int = 1, crops: int = 1, crop_fraction: float = 0.875,
                keys: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
-               drop_remainder: bool = True) -> list:
+               drop_remainder: bool = True, next_rgb: bool = False) -> list:
   """The Grain operations from a stored clip to model inputs; the one op list of training, evaluation and analysis.
 
   SampleClip (T frames and their flow stacks) -> RandomCrop (train) or the eval crop (`crops.eval_crop_ops`) ->
@@ -138,9 +138,10 @@ def operations(clip: ClipOptions, *, train: bool, views: int = 1, crops: int = 1
     views, crops, crop_fraction: as in `make_eval_loader`.
     keys: the element keys to keep.
     batch_size, drop_remainder: batch the elements.
+    next_rgb: also give 'rgb_next', the video frame after each RGB frame (`transforms.SampleClip`).
   """
   ops = [transforms.SampleClip(clip.num_frames, clip.flow_length, clip.stacking, clip.bidirectional, train, views,
-                               crops, pairing=clip.pairing)]
+                               crops, pairing=clip.pairing, next_rgb=next_rgb)]
   crop, view_flip = (transforms.RandomCrop(clip.scale), None) if train else crops_lib.eval_crop_ops(crops,
                                                                                                    crop_fraction)
   ops.append(crop)
@@ -212,15 +213,15 @@ def make_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str =
 def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: str = "test", batch_size: int,
                      views: int = 1, crops: int = 1, crop_fraction: float = 0.875, workers: int = 0,
                      streams: Sequence[str] = STREAMS, with_mask: Optional[bool] = None, prefetch: int = 2,
-                     sharding: Any = None, to_device: bool = True,
-                     shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
+                     sharding: Any = None, to_device: bool = True, shard_options: Optional[Any] = None,
+                     next_rgb: bool = False) -> prefetch_lib.DevicePrefetch:
   """One pass over every clip of a subset, `views` x `crops` items per clip, padded to whole batches.
 
   Item (clip k, view v): `clip.num_frames` frames at temporal view v // crops of `views` (evenly offset TSN
   positions), spatial crop v % crops (1: centre square; 3: left/centre/right squares; 10: corners and centre of a
   `crop_fraction` square, views 5-9 flipped with the flow's u negated; see `attn_har.data.crops`). Batches add
-  'view' and 'valid' (0 = padding). `clip.scale` and `clip.flip_prob` are not used. Other arguments as in
-  `make_loader`.
+  'view' and 'valid' (0 = padding). `clip.scale` and `clip.flip_prob` are not used. With `next_rgb` batches
+  also hold 'rgb_next' (`operations`). Other arguments as in `make_loader`.
   """
   streams = _check_streams(streams)
   store = store_lib.ClipStore(store_dir)
@@ -231,8 +232,9 @@ def make_eval_loader(store_dir, clip: ClipOptions, *, split: str = "1", subset: 
   pad = batch_size * shard_options.shard_count
   source = ClipSource(store_dir, ids, streams, with_mask, views_per_clip=views * crops, pad_to=pad)
   keys = streams + (_mask_keys(streams) if with_mask else ()) + ("label", "index", "view", "valid")
+  keys += ("rgb_next",) if next_rgb and "rgb" in streams else ()
   ops = operations(clip, train=False, views=views, crops=crops, crop_fraction=crop_fraction, keys=keys,
-                   batch_size=batch_size, drop_remainder=True)
+                   batch_size=batch_size, drop_remainder=True, next_rgb=next_rgb and "rgb" in streams)
   sampler = grain.samplers.IndexSampler(len(source), shard_options=shard_options, shuffle=False, num_epochs=1,
                                         seed=0)
   parse_flags_for_workers(workers)

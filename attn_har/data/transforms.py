@@ -28,7 +28,7 @@ from attn_har.data import stacking
 from attn_har.data.stacking import DEFAULT_PAIRING
 
 # Per-frame arrays [T, H, W, ...] that crops, resizes and flips apply to.
-FRAME_KEYS = ("rgb", "flow", "mask", "flow_mask")
+FRAME_KEYS = ("rgb", "flow", "mask", "flow_mask", "rgb_next")
 
 
 def view_indices(num_starts: int, count: int, view: int = 0, views: int = 1) -> np.ndarray:
@@ -69,6 +69,8 @@ class SampleClip(grain.transforms.RandomMap):
     views: temporal views per clip in evaluation.
     crops: spatial crops per temporal view in evaluation (see `FixedCrop`).
     pairing: 'video_frames' or 'stored_frames' (`stacking.PAIRINGS`), must match the store's.
+    next_rgb: also gather `rgb_next` [T, H, W, 3], the video frame after each RGB frame (analysis: the frame-
+      difference reference map); it must be stored, as in a synthetic store, which keeps every frame.
   """
   num_frames: int
   flow_length: int
@@ -78,6 +80,7 @@ class SampleClip(grain.transforms.RandomMap):
   views: int = 1
   crops: int = 1
   pairing: str = DEFAULT_PAIRING
+  next_rgb: bool = False
 
   def _candidates(self, element):
     """(start rows [V], rows of `pairs` each stack reads [V, K] or None)."""
@@ -106,6 +109,8 @@ class SampleClip(grain.transforms.RandomMap):
     out = {k: v for k, v in element.items() if k not in drop}
     if "rgb" in element:
       out["rgb"] = element["rgb"][starts]
+      if self.next_rgb:
+        out["rgb_next"] = element["rgb"][_next_rows(element, starts)]
     if "mask" in element:
       out["mask"] = element["mask"][starts]
     if "flow" in element and table is not None:
@@ -116,6 +121,22 @@ class SampleClip(grain.transforms.RandomMap):
         out["flow_mask"] = _flow_mask(element, table[pick])
     out["starts"] = starts.astype(np.int32)
     return out
+
+
+def _next_rows(element, rows: np.ndarray) -> np.ndarray:
+  """The stored rows [T] of the video frames right after stored rows `rows` [T]."""
+  video = element.get("frame_indices")
+  video = np.arange(len(element["rgb"])) if video is None else np.asarray(video)
+  row_of = {}
+  for row, v in enumerate(video.tolist()):
+    row_of.setdefault(v, row)
+  wanted = video[rows] + 1
+  missing = sorted({v for v in wanted.tolist() if v not in row_of})
+  if missing:
+    raise ValueError(f"clip {element.get('id')!r}: the frame difference needs video frames {missing[:5]}, which "
+                     f"the store does not hold; build it with every frame stored (--frames at least the clip's "
+                     f"frame count)")
+  return np.asarray([row_of[v] for v in wanted.tolist()], np.int64)
 
 
 def _flow_mask(element, pair_rows: np.ndarray) -> np.ndarray:
@@ -196,14 +217,15 @@ class FixedCrop(grain.transforms.Map):
 
 @dataclasses.dataclass(frozen=True)
 class ToFloat(grain.transforms.Map):
-  """RGB uint8 -> x / 127.5 - 1; flow codes -> dequantised pixels / flow_scale; masks -> float32; label -> int32."""
+  """RGB (and rgb_next) uint8 -> x / 127.5 - 1; flow codes -> dequantised pixels / flow_scale; masks -> float32; label -> int32."""
   clip_px: float = quantize_lib.DEFAULT_CLIP_PX
   flow_scale: float = 1.0
 
   def map(self, element):
     out = dict(element)
-    if "rgb" in element:
-      out["rgb"] = element["rgb"].astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
+    for key in ("rgb", "rgb_next"):
+      if key in element:
+        out[key] = element[key].astype(np.float32) * np.float32(1 / 127.5) - np.float32(1.0)
     if "flow" in element:
       out["flow"] = quantize_lib.dequantize(element["flow"], self.clip_px) / np.float32(self.flow_scale)
     for key in ("mask", "flow_mask"):
