@@ -26,7 +26,6 @@ re-drawn with the layer's own initialiser and scale (BatchNorm scale and bias go
 'params' collection is re-drawn by default; BatchNorm's running statistics stay the trained ones.
 """
 
-import functools
 import pathlib
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -113,15 +112,15 @@ def _as_dict(tree: Any) -> dict:
   return tree.unfreeze() if hasattr(tree, "unfreeze") else dict(tree)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def _init(model: nn.Module, key: jax.Array, x: jax.Array, apply_args: Tuple[Any, ...]) -> Any:
-  return model.init(key, x, *apply_args)
-
-
 def fresh_variables(model: nn.Module, x: Any, seed: int, apply_args: Sequence[Any] = (False,)) -> Any:
-  """A newly initialised set of the model's variables (`model.init` with PRNG key `seed`; compiled once per
-  model and input shape)."""
-  return _init(model, jax.random.key(seed), jax.numpy.asarray(x), tuple(apply_args))
+  """A newly initialised set of the model's variables (`model.init` with PRNG key `seed`).
+
+  Initialisation runs once, so it is compiled without XLA's backend optimisations (as the training start-up does):
+  on a CPU that compiles many times faster, and the draws come from the same initialisers.
+  """
+  init = jax.jit(lambda key, x: model.init(key, x, *apply_args))
+  key, x = jax.random.key(seed), jax.numpy.asarray(x)
+  return init.lower(key, x).compile({"xla_backend_optimization_level": 0})(key, x)
 
 
 def cascade(variables: Any, fresh: Any, layers: Sequence[str],
