@@ -2,7 +2,7 @@
 
 The persistent compilation cache (`attn_har.compile_cache`) skips XLA's compile of a program it has seen, but
 every process still traces the Python function to a jaxpr and lowers it to StableHLO before it can look the
-program up: for the default two-stream train step that is about 40% of a warm launch's compile phase.
+program up: for the default `python launch.py` that was about half of a warm launch's compile phase (26 of 55 s).
 `cached_jit(fun, name=..., fingerprint=...)` is `jax.jit(fun)` for one input signature whose first call instead
 loads `<compile cache>/programs/<name>-<key>.exported`: the function's StableHLO as exported by `jax.export`
 (flat arrays in, flat arrays out) plus the pickled output tree structure. A missing entry is exported and
