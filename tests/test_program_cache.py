@@ -1,4 +1,4 @@
-"""The program cache (`attn_har.train.program_cache`): exported once, loaded later, same outputs; bad entries rebuilt.
+"""The program cache (`attn_har.train.program_cache`): exported, then loaded, same outputs; bad entries rebuilt."""
 
 import numpy as np
 import jax
