@@ -11,8 +11,9 @@ evaluation, logging; `attn_har.train.run_record`), and one workdir holds one liv
 workdir gets config.json, launches.jsonl, checkpoints/, metrics.jsonl, tb/ and results.json.
 
 Compiled programs are kept in the persistent compilation cache (`attn_har.compile_cache`, under the attn_har
-cache folder), so a second run of the same model skips most of its compilation; `--no_compile_cache` or
-ATTN_HAR_COMPILE_CACHE=off turns it off.
+cache folder) and the traced train / eval / init steps in the program cache beside it (`<cache>/xla/programs`,
+`attn_har.train.program_cache`), so a second run of the same model neither traces nor compiles them again;
+`--no_compile_cache` or ATTN_HAR_COMPILE_CACHE=off turns both off (ATTN_HAR_COMPILE_CACHE=DIR moves both).
 """
 
 import argparse
@@ -29,7 +30,7 @@ def parse_flags(argv):
   p.add_argument("--workdir", default="", help="run directory (default: <cache>/runs/<config>[-<args>])")
   p.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
   p.add_argument("--no_compile_cache", action="store_true",
-                 help="do not use the persistent compilation cache (attn_har.compile_cache)")
+                 help="do not use the persistent compilation cache nor the program cache (attn_har.compile_cache)")
   return p.parse_args(argv)
 
 

@@ -12,8 +12,9 @@
      numbers for two-stream models, the post-hoc SVM fusion when configured; `<workdir>/results.json`
 
 results.json's 'timing' records the time to this run's first finished training step and the seconds spent
-tracing and compiling (or loading programs from the persistent compilation cache, see
-`attn_har.compile_cache`, which `launch.py` enables).
+tracing and compiling (or loading programs from the persistent compilation cache and the program cache, see
+`attn_har.compile_cache`, which `launch.py` enables), and whether each step was 'loaded' from the program cache,
+'exported' into it or plain 'jit' (`attn_har.train.program_cache`).
 """
 
 import json
@@ -28,8 +29,8 @@ import orbax.checkpoint as ocp
 from attn_har.compile_cache import CompileClock
 from attn_har.data.prepare import RunData, eval_protocol
 from attn_har.models import build_model, sample_batch
-from attn_har.train import (bn_calibration, checkpointing, evaluate, metrics_log, progress, run_record, sharding, steps,
-                            workdir_lock)
+from attn_har.train import (bn_calibration, checkpointing, evaluate, metrics_log, program_cache, progress, run_record,
+                            sharding, steps, workdir_lock)
 from attn_har.train.check import check_config, keras_file
 from attn_har.train.finite import NonFiniteError, state_is_finite
 from attn_har.train.optim import make_optimizer
@@ -106,13 +107,18 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   schedule = make_schedule(config.optim, config.train.num_steps)
   tx = make_optimizer(config.optim, schedule)
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+  # The steps close over the model, optimiser and loss settings, all made from the config: the config names the
+  # programs in the program cache (`program_cache`, on with the persistent compilation cache).
+  fingerprint = config.to_json_best_effort(sort_keys=True)
   # Initialisation runs once: compile it without XLA's backend optimisations (much faster to compile on CPU).
-  init = jax.jit(lambda r: steps.init_state(model, tx, r, sample_batch(config)), out_shardings=repl)
-  state = init.lower(init_rng).compile(FAST_COMPILE)(init_rng)
-  train_step = jax.jit(steps.make_train_step(model, tx, stream_loss_weight=config.train.stream_loss_weight,
-                                             label_smoothing=config.train.label_smoothing),
-                       donate_argnums=0, out_shardings=(repl, repl))
-  eval_step = jax.jit(steps.make_eval_step(model))
+  init = program_cache.cached_jit(lambda r: steps.init_state(model, tx, r, sample_batch(config)), name="init_state",
+                                  fingerprint=fingerprint, out_shardings=repl, compiler_options=FAST_COMPILE)
+  state = init(init_rng)
+  train_step = program_cache.cached_jit(
+      steps.make_train_step(model, tx, stream_loss_weight=config.train.stream_loss_weight,
+                            label_smoothing=config.train.label_smoothing),
+      name="train_step", fingerprint=fingerprint, donate_argnums=0, out_shardings=(repl, repl))
+  eval_step = program_cache.cached_jit(steps.make_eval_step(model), name="eval_step", fingerprint=fingerprint)
   shard_options = None
   if jax.process_count() > 1:
     import grain
@@ -238,14 +244,18 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   compiled = clock.snapshot()
   results["timing"] = {"first_step_seconds": first_step_seconds, "compile_seconds": compiled["seconds"],
                        "backend_compile_seconds": compiled["backend_seconds"],
-                       "compile_cache_hits": compiled["cache_hits"]}
+                       "program_cache_seconds": compiled["program_cache_seconds"],
+                       "compile_cache_hits": compiled["cache_hits"],
+                       "programs": {p.name: p.source for p in (init, train_step, eval_step)}}
   if jax.process_index() == 0:
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
   writer.close()
   manager.close()
+  loaded = [p.name for p in (init, train_step, eval_step) if p.source == "loaded"]
   _log(f"compiling took {compiled['seconds']:.1f} s of {results['wall_seconds_this_run']:.1f} s: "
        f"{compiled['backend_seconds']:.1f} s in XLA ({compiled['cache_hits']} programs loaded from the persistent "
-       f"compilation cache), the rest tracing and lowering")
+       f"compilation cache), {compiled['program_cache_seconds']:.1f} s in the program cache (loaded: "
+       f"{', '.join(loaded) or 'none'}), the rest tracing and lowering")
   _log(f"test top1 {results['test']['top1']:.4f} top5 {results['test']['top5']:.4f} "
        f"(best step {best}); results in {workdir / 'results.json'}")
   return results
