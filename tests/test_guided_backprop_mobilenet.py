@@ -1,4 +1,4 @@
-"""Guided backpropagation on the real MobileNetV2: its ReLU6 is recognised, and the result equals a float64 reference."""
+"""Guided backpropagation on the real MobileNetV2: its ReLU6 is recognised; the result equals a float64 reference."""
 
 import jax
 import jax.numpy as jnp

@@ -78,7 +78,8 @@ def test_resume_refuses_a_nonfinite_checkpoint_and_names_the_last_finite_step(tm
   state = {"params": {"w": np.ones(3, np.float32)}, "step": np.asarray(1, np.int32)}
   with checkpointing.make_manager(tmp_path, with_data=False, track_best=False) as manager:
     checkpointing.save(manager, 1, state, None)
-    checkpointing.save(manager, 2, {"params": {"w": np.array([1, np.nan, 1], np.float32)}, "step": np.asarray(2, np.int32)},
+    checkpointing.save(manager, 2, {"params": {"w": np.array([1, np.nan, 1], np.float32)},
+                                    "step": np.asarray(2, np.int32)},
                        None)
     with pytest.raises(NonFiniteError, match=r"step 2 holds non-finite.*last finite checkpoint is step 1"):
       checkpointing.resume(manager, state, None)

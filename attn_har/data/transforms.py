@@ -217,7 +217,8 @@ class FixedCrop(grain.transforms.Map):
 
 @dataclasses.dataclass(frozen=True)
 class ToFloat(grain.transforms.Map):
-  """RGB (and rgb_next) uint8 -> x / 127.5 - 1; flow codes -> dequantised pixels / flow_scale; masks -> float32; label -> int32."""
+  """RGB (and rgb_next) uint8 -> x / 127.5 - 1; flow codes -> dequantised pixels / flow_scale; masks -> float32;
+  label -> int32."""
   clip_px: float = quantize_lib.DEFAULT_CLIP_PX
   flow_scale: float = 1.0
 
