@@ -27,10 +27,10 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from attn_har.config.loader import load_config  # pylint: disable=wrong-import-position
-from attn_har.models import build_model
-from attn_har.train import steps
-from attn_har.train.optim import make_optimizer
-from attn_har.train.schedule import make_schedule
+from attn_har.models import build_model  # pylint: disable=wrong-import-position
+from attn_har.train.optim import make_optimizer  # pylint: disable=wrong-import-position
+from attn_har.train.schedule import make_schedule  # pylint: disable=wrong-import-position
+from bench_train_step import time_train_step  # pylint: disable=wrong-import-position  (this script's folder)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -45,17 +45,7 @@ def train_step_rate(a) -> dict:
   key = jax.random.key(0)
   batch = {"rgb": jax.random.normal(key, (b, t, s, s, 3)), "flow": jax.random.normal(key, (b, t, s, s, 2 * a.length)),
            "label": jnp.arange(b) % 101}
-  state = jax.jit(lambda r: steps.init_state(model, tx, r, {k: v[:1] for k, v in batch.items()}))(key)
-  step = jax.jit(steps.make_train_step(model, tx), donate_argnums=0)
-  t0 = time.perf_counter()
-  state, m = step(state, batch, key)
-  jax.block_until_ready(m)
-  compile_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  for _ in range(a.steps):
-    state, m = step(state, batch, key)
-  jax.block_until_ready(m)
-  seconds = (time.perf_counter() - t0) / a.steps
+  seconds, compile_s = time_train_step(model, tx, batch, a.steps)
   stats = jax.devices()[0].memory_stats() or {}
   return {"device": str(jax.devices()[0]), "compile_s": compile_s, "step_s": seconds, "clips_per_s": b / seconds,
           "img_per_s": b * t / seconds, "peak_gib": stats.get("peak_bytes_in_use", 0) / 2 ** 30}
