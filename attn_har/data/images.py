@@ -25,7 +25,7 @@ restored with `pipeline.iterator_save_args` / `iterator_restore_args`.
 
 import dataclasses
 import pathlib
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import cv2
 import grain
