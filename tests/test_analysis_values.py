@@ -264,6 +264,8 @@ def test_evaluate_run_pairs_frames_masks_labels_and_streams(monkeypatch):
   # the package re-exports `restore` (the function), so patch the submodules themselves
   monkeypatch.setattr(importlib.import_module("attn_har.analysis.restore"), "restore", lambda workdir, which: run)
   monkeypatch.setattr(importlib.import_module("attn_har.analysis.clips"), "eval_clips", lambda *args: clips)
+  monkeypatch.setattr(importlib.import_module("attn_har.analysis.clips"), "clip_options",
+                      lambda *args: types.SimpleNamespace(flow_scale=1.0))
   monkeypatch.setattr(maps, "Explainer", _StubExplainer)
   res = quality_table.evaluate_run("unused", count=2, steps=H * W, road_fractions=(), log=lambda *_: None)
   assert (res["model"], res["step"], res["clips"], res["frames"]) == ("stub", 7, 2, 4)

@@ -25,16 +25,17 @@ from attn_har.analysis.quality_table import METRICS, PERTURB_METRICS
 
 DIRECTION = {"pointing": "↑", "energy": "↑", "deletion": "↓", "insertion": "↑", "road_morf": "↓", "road_lerf": "↑"}
 REFERENCES = ("flow_magnitude", "frame_difference", "location_prior", "center_bias", "uniform", "random")
-SUBSETS = ("all", "moving", "static")
 
 
 def _frames(run: Mapping, stream: str, subset: str, metric: str) -> np.ndarray:
-  """Indices into the metric's value list of the frames in `subset` ('all', 'moving', 'static' clips)."""
+  """Positions in the metric's value list (one value per frame, or per perturbed frame) of the frames in `subset`
+  ('all', 'moving', 'static' clips), and the frame index of each: ([n], [n])."""
   frames = np.asarray(run["perturbed"] if metric in PERTURB_METRICS else np.arange(len(run["frame_clip"])), int)
-  if subset == "all" or stream != "flow":
-    return np.arange(frames.size)
-  static = np.asarray(run["static"], bool)[np.asarray(run["frame_clip"], int)[frames]]
-  return np.flatnonzero(static if subset == "static" else ~static)
+  positions = np.arange(frames.size)
+  if subset != "all" and stream == "flow":
+    static = np.asarray(run["static"], bool)[np.asarray(run["frame_clip"], int)[frames]]
+    positions = np.flatnonzero(static if subset == "static" else ~static)
+  return positions, frames[positions]
 
 
 def _pooled(runs: Sequence[Mapping], stream: str, method: str, metric: str, subset: str):
@@ -44,12 +45,11 @@ def _pooled(runs: Sequence[Mapping], stream: str, method: str, metric: str, subs
     rec = run["streams"][stream].get(method)
     if rec is None:
       continue
-    idx = _frames(run, stream, subset, metric)
-    frames = np.asarray(run["perturbed"] if metric in PERTURB_METRICS else np.arange(len(run["frame_clip"])), int)
-    v = np.asarray(rec[metric], np.float64)[idx]
+    positions, frames = _frames(run, stream, subset, metric)
+    v = np.asarray(rec[metric], np.float64)[positions]
     vals.append(v)
-    clusters.append(np.asarray(run["frame_clip"], int)[frames[idx]])
-    labels.append(np.asarray(run["frame_label"], int)[frames[idx]])
+    clusters.append(np.asarray(run["frame_clip"], int)[frames])
+    labels.append(np.asarray(run["frame_label"], int)[frames])
     if np.isfinite(v).any():
       per_seed.append(float(np.nanmean(v)))
   if not vals:
@@ -68,10 +68,11 @@ def _summary(values: np.ndarray, clusters: np.ndarray, per_seed: List[float], se
   return out
 
 
-def _best_reference(runs, stream, metric, subset) -> Optional[str]:
+def _best_reference(pooled: Mapping[str, Any], metric: str) -> Optional[str]:
+  """The reference map with the best mean of `metric` among the pooled methods ({method: `_pooled` result})."""
   best, best_value = None, None
   for name in REFERENCES:
-    p = _pooled(runs, stream, name, metric, subset)
+    p = pooled.get(name)
     if p is None or not np.isfinite(p[0]).any():
       continue
     v = float(np.nanmean(p[0]))
@@ -79,6 +80,14 @@ def _best_reference(runs, stream, metric, subset) -> Optional[str]:
     if better:
       best, best_value = name, v
   return best
+
+
+def _subsets(group: Sequence[Mapping], stream: str) -> List[str]:
+  """'all' clips; for the flow stream with static clips, 'moving' (when any) and 'static' apart."""
+  static = [s for r in group for s in r["static"]]
+  if stream != "flow" or not any(static):
+    return ["all"]
+  return (["moving"] if not all(static) else []) + ["static"]
 
 
 def table_rows(runs: Sequence[Mapping], seed: int = 0) -> List[Dict[str, Any]]:
@@ -94,30 +103,28 @@ def table_rows(runs: Sequence[Mapping], seed: int = 0) -> List[Dict[str, Any]]:
     by_model.setdefault(run["model"], []).append(run)
   rows = []
   for model, group in by_model.items():
+    names = group[0].get("class_names") or []
     for stream in group[0]["streams"]:
-      subsets = ["all"]
-      if stream == "flow" and any(any(r["static"]) for r in group):
-        static = [s for r in group for s in r["static"]]
-        subsets = [name for name, present in (("moving", not all(static)), ("static", True)) if present]
-      for subset in subsets:
-        best = {k: _best_reference(group, stream, k, subset) for k in METRICS}
-        for method in group[0]["streams"][stream]:
+      methods = list(group[0]["streams"][stream])
+      for subset in _subsets(group, stream):
+        pooled = {k: {m: _pooled(group, stream, m, k, subset) for m in methods} for k in METRICS}
+        best = {k: _best_reference(pooled[k], k) for k in METRICS}
+        for method in methods:
           row = {"model": model, "stream": stream, "clips": subset, "method": method, "seeds": len(group)}
           for k in METRICS:
-            p = _pooled(group, stream, method, k, subset)
+            p = pooled[k][method]
             row[k] = _summary(p[0], p[1], p[3], seed)
             ref = best[k]
             if ref is not None and ref != method and method not in REFERENCES:
-              q = _pooled(group, stream, ref, k, subset)
+              q = pooled[k][ref]
               if (np.isfinite(p[0]) & np.isfinite(q[0])).any():
                 d = stats.paired_difference(p[0], q[0], p[1], seed=seed).interval
                 row[k]["vs_reference"] = {"reference": ref, "mean": d.estimate, "lo": d.low, "hi": d.high,
                                           "clips": d.n_clips}
-          p = _pooled(group, stream, method, "pointing", subset)
-          names = group[0].get("class_names") or []
+          values, _, labels, _ = pooled["pointing"][method]
           row["pointing_per_class"] = {
-              (names[c] if c < len(names) else str(c)): float(np.nanmean(p[0][p[2] == c]))
-              for c in np.unique(p[2]) if np.isfinite(p[0][p[2] == c]).any()}
+              (names[c] if c < len(names) else str(c)): float(np.nanmean(values[labels == c]))
+              for c in np.unique(labels) if np.isfinite(values[labels == c]).any()}
           rows.append(row)
   return rows
 

@@ -138,7 +138,7 @@ def static_clips(data: List[Dict], flow_scale: float, static_px: float) -> List[
     if "flow" not in c:
       out.append(False)
       continue
-    inside = np.asarray(c.get("flow_mask", c["mask"])) > 0.5
+    inside = np.asarray(c["flow_mask"]) > 0.5
     motion = baselines.flow_magnitude(c["flow"]) * flow_scale
     out.append(bool(inside.any() and motion[inside].mean() < static_px))
   return out
@@ -183,8 +183,7 @@ def evaluate_run(workdir, which: str = "best", subset: str = "test", count: Opti
   labels = np.concatenate([np.full(t, c["label"]) for c in data])
   perturb = np.tile(picks, len(data))
   train = clips_lib.eval_clips(run.config, workdir, "train", prior_clips, num_frames) if prior_clips != 0 else []
-  cfg_data = getattr(run.config, "data", None)
-  flow_scale = float(getattr(cfg_data, "flow_scale", 1.0) or 1.0)
+  flow_scale = clips_lib.clip_options(run.config, num_frames).flow_scale
   streams = {}
   for name, view in maps.stream_views(run.model, run.variables).items():
     key = "rgb" if name == "image" else name
