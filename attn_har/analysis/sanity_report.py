@@ -28,11 +28,11 @@ def _model_dependent(method: str) -> bool:
 
 
 def check_run(workdir, which: str = "best", subset: str = "test", frames: int = 8, seed: int = 0,
-              out_dir=None, log=print) -> Dict[str, dict]:
-  """Runs the cascade on `frames` test frames per stream of one run.
+              out_dir=None, log=print) -> dict:
+  """Runs the cascade on `frames` test frames (2 per clip) per stream of one run.
 
   Returns:
-    {stream: `sanity.summary(...)`, plus 'plot': the png path when out_dir is given}.
+    {'model', 'seed', 'streams': {stream: `sanity.summary(...)` plus 'plot', the png path when out_dir is given}}.
   """
   from attn_har.analysis import clips as clips_lib  # pylint: disable=import-outside-toplevel
   from attn_har.analysis.restore import restore  # pylint: disable=import-outside-toplevel

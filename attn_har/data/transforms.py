@@ -123,38 +123,37 @@ class SampleClip(grain.transforms.RandomMap):
     return out
 
 
+def _stored_rows(element, video_frames: np.ndarray, needs: str) -> np.ndarray:
+  """The stored rows holding video frames `video_frames` (int array, any shape): same shape, int64.
+
+  Raises:
+    ValueError: a frame the store does not hold, naming the clip and what `needs` it.
+  """
+  video = element.get("frame_indices")
+  video = np.arange(len(element["rgb"] if "rgb" in element else element["mask"])) if video is None else video
+  row_of = {}
+  for row, v in enumerate(np.asarray(video).tolist()):
+    row_of.setdefault(v, row)
+  video_frames = np.asarray(video_frames)
+  missing = sorted({v for v in video_frames.ravel().tolist() if v not in row_of})
+  if missing:
+    raise ValueError(f"clip {element.get('id')!r}: {needs} video frames {missing[:5]}, which the store does not "
+                     f"hold (it keeps its sampled frames only); build it with every frame stored (--frames at least "
+                     f"the clip's frame count)")
+  return np.asarray([row_of[v] for v in video_frames.ravel().tolist()], np.int64).reshape(video_frames.shape)
+
+
 def _next_rows(element, rows: np.ndarray) -> np.ndarray:
   """The stored rows [T] of the video frames right after stored rows `rows` [T]."""
   video = element.get("frame_indices")
   video = np.arange(len(element["rgb"])) if video is None else np.asarray(video)
-  row_of = {}
-  for row, v in enumerate(video.tolist()):
-    row_of.setdefault(v, row)
-  wanted = video[rows] + 1
-  missing = sorted({v for v in wanted.tolist() if v not in row_of})
-  if missing:
-    raise ValueError(f"clip {element.get('id')!r}: the frame difference needs video frames {missing[:5]}, which "
-                     f"the store does not hold; build it with every frame stored (--frames at least the clip's "
-                     f"frame count)")
-  return np.asarray([row_of[v] for v in wanted.tolist()], np.int64)
+  return _stored_rows(element, video[rows] + 1, "the frame difference needs")
 
 
 def _flow_mask(element, pair_rows: np.ndarray) -> np.ndarray:
   """The union of the masks of the first frames of the pairs `pair_rows` [T, K] reads: uint8 [T, H, W]."""
-  mask = element["mask"]
-  video = element.get("frame_indices")
-  video = np.arange(len(mask)) if video is None else np.asarray(video)
-  row_of = {}
-  for row, v in enumerate(video.tolist()):
-    row_of.setdefault(v, row)
   sources = np.asarray(element["pairs"])[pair_rows, 0]                     # [T, K] video frames
-  missing = sorted({v for v in sources.ravel().tolist() if v not in row_of})
-  if missing:
-    raise ValueError(f"clip {element.get('id')!r}: the flow stacks' mask needs the masks of video frames "
-                     f"{missing[:5]}, which the store does not hold (it stores the masks of its RGB frames only); "
-                     f"build it with every frame stored (--frames at least the clip's frame count)")
-  rows = np.vectorize(row_of.__getitem__, otypes=[np.int64])(sources)
-  return mask[rows].max(axis=1)
+  return element["mask"][_stored_rows(element, sources, "the flow stacks' mask needs the masks of")].max(axis=1)
 
 
 def _frame_size(element) -> Tuple[int, int]:
