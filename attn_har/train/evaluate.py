@@ -104,13 +104,18 @@ def collect(eval_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]]
   return result
 
 
-def evaluate(eval_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]], num_classes: int
-             ) -> Dict[str, Any]:
-  """Full evaluation: `score_metrics` of the fused output plus {'streams': {name: score_metrics}}."""
-  c = collect(eval_fn, variables, batches)
+def metrics(collected: Dict[str, Any], num_classes: int) -> Dict[str, Any]:
+  """`score_metrics` of `collect`'s fused rows plus {'streams': {name: score_metrics}}."""
+  c = collected
   result = score_metrics(c["logits"], c["label"], c["index"], num_classes)
   result["streams"] = {s: score_metrics(l, c["label"], c["index"], num_classes) for s, l in c["streams"].items()}
   return result
+
+
+def evaluate(eval_fn: Callable, variables: Any, batches: Iterable[Dict[str, Any]], num_classes: int
+             ) -> Dict[str, Any]:
+  """Full evaluation: `metrics` of `collect` over the batches."""
+  return metrics(collect(eval_fn, variables, batches), num_classes)
 
 
 def video_scores(collected: Dict[str, Any]) -> Dict[str, Any]:
@@ -123,24 +128,26 @@ def video_scores(collected: Dict[str, Any]) -> Dict[str, Any]:
   return {"streams": streams, "fused": fused, "label": labels, "index": np.unique(index)}
 
 
-def svm_fusion(eval_fn: Callable, variables: Any, batches_of: Callable[[str], Iterable[Dict[str, Any]]],
+def svm_fusion(eval_fn: Callable, variables: Any, train_batches: Iterable[Dict[str, Any]], test: Dict[str, Any],
                num_classes: int, c: float = 1.0, max_iter: int = 10000) -> Dict[str, Any]:
   """Simonyan & Zisserman's SVM fusion: a Crammer & Singer linear SVM on the stacked, L2-normalised video-level
-  softmax scores of the two streams (`fusion.svm_inputs`), fitted on the 'train' videos and scored on 'test'.
+  softmax scores of the two streams (`fusion.svm_inputs`), fitted on the training videos and scored on the test
+  videos.
 
   Args:
     eval_fn: `eval_fn(variables, batch)` -> {'logits', 'streams': {'rgb', 'flow'}} (a two-stream model).
-    batches_of: `batches_of(subset)` -> the evaluation batches of 'train' or 'test' (no other subset is read).
+    train_batches: the evaluation batches of the 'train' videos (the only videos the fit sees).
+    test: `collect`'s rows of the test videos (the test evaluation's own, so the test set is run once).
     num_classes, c, max_iter: as in `fusion.fit_linear_svm`.
 
   Returns:
     {'top1', 'top5', 'train_videos', 'test_videos'} of the SVM's test predictions.
   """
   from attn_har.models import fusion  # pylint: disable=import-outside-toplevel
-  train = video_scores(collect(eval_fn, variables, batches_of("train")))
+  train = video_scores(collect(eval_fn, variables, train_batches))
   svm = fusion.fit_linear_svm(fusion.svm_inputs(train["streams"]), train["label"], num_classes, c=c,
                               max_iter=max_iter)
-  test = video_scores(collect(eval_fn, variables, batches_of("test")))
+  test = video_scores(test)
   scores = fusion.svm_scores(svm, fusion.svm_inputs(test["streams"]))
   return {"top1": _topk(scores, test["label"], 1), "top5": _topk(scores, test["label"], 5),
           "train_videos": int(len(train["label"])), "test_videos": int(len(test["label"]))}

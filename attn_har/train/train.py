@@ -216,7 +216,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   best = best if best is not None else manager.latest_step()
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   state = manager.restore(best, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-  test = run_eval(state, "test")
+  test_rows = evaluate.collect(eval_step, state, run_data.eval("test", put, shard_options))
+  test = evaluate.metrics(test_rows, k)
   writer.write(int(best), "test", evaluate.summary(test))
   results = {
       "config": config.name, "workdir": str(workdir), "data": run_data.location, "best_step": int(best),
@@ -235,9 +236,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
                                         "clip_top1": test["clip"]["top1"]}
   if getattr(model, "post_hoc_svm", False):
     # Fitted on the training videos (scored with the test protocol), never on validation or test videos.
-    batches_of = lambda subset: run_data.eval(subset, put, shard_options)
-    results["test_svm"] = evaluate.svm_fusion(eval_step, state, batches_of, k, c=config.model.svm.c,
-                                              max_iter=config.model.svm.max_iter)
+    results["test_svm"] = evaluate.svm_fusion(eval_step, state, run_data.eval("train", put, shard_options),
+                                              test_rows, k, c=config.model.svm.c, max_iter=config.model.svm.max_iter)
     results["test_average"] = dict(results["test"])
     results["test"].update(top1=results["test_svm"]["top1"], top5=results["test_svm"]["top5"])
   results["wall_seconds_this_run"] = time.time() - t0
