@@ -29,7 +29,7 @@ import pathlib
 import pickle
 import re
 import warnings
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 
@@ -42,9 +42,6 @@ KEEP_PER_NAME = 16   # newest entries kept per program name (older ones are dele
 TRACE_FLAGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
                "jax_threefry_partitionable", "jax_numpy_dtype_promotion")
 PACKAGES = ("jax", "jaxlib", "flax", "optax")
-
-# How each program of this process was obtained: {name: 'loaded' | 'exported' | 'jit'}.
-sources: Dict[str, str] = {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,7 +178,6 @@ class CachedJit:
   def __call__(self, *args):
     if self._jitted is None:
       self._jitted = self._build(args)
-      sources[self.name] = self.source
     return self._jitted(*args)
 
 
