@@ -183,12 +183,6 @@ def _subtree(tree: Dict[str, Any], path: Tuple[str, ...]) -> Dict[str, Any]:
   return tree
 
 
-def _with_subtree(tree: Dict[str, Any], path: Tuple[str, ...], sub: Dict[str, Any]) -> Dict[str, Any]:
-  if not path:
-    return sub
-  return {**tree, path[0]: _with_subtree(tree[path[0]], path[1:], sub)}
-
-
 def init_from_keras(state: Dict[str, Any], frame_paths: Dict[str, Tuple[str, ...]], path,
                     backbone: str) -> Tuple[Dict, List[str]]:
   """Loads a Keras ImageNet weight file into every per-frame image model of a fresh `state`.
@@ -213,8 +207,8 @@ def init_from_keras(state: Dict[str, Any], frame_paths: Dict[str, Tuple[str, ...
   for stream, prefix in frame_paths.items():
     target = {"params": _subtree(params, prefix), "batch_stats": _subtree(stats, prefix)}
     loaded, plan = keras_weights.load_keras_file(path, target, backbone, rows)
-    params = _with_subtree(params, prefix, loaded["params"])
-    stats = _with_subtree(stats, prefix, loaded["batch_stats"])
+    params = merge_params(params, loaded["params"], prefix)[0]
+    stats = merge_params(stats, loaded["batch_stats"], prefix)[0]
     report.append(f"init_from.keras {path} into {'/'.join(prefix)} ({stream}): {len(plan.moves)} of "
                   f"{len(rows)} arrays loaded")
     report += [f"  {note}" for note in plan.notes]
