@@ -84,11 +84,11 @@ def _raw_from_video(path: pathlib.Path, config: ml_collections.ConfigDict) -> Di
   """A video file as the run's store would hold it: the sampled frames (`stacking.store_frames`) and the flow of
   the video-frame pairs their stacks need (`stacking.required_video_pairs`), with `config.data`'s pairing."""
   from attn_har.data import decode, flow, quantize, stacking  # pylint: disable=import-outside-toplevel
-  from attn_har.data.datasets import DATASETS  # pylint: disable=import-outside-toplevel
+  from attn_har.data.datasets import DATASETS, pairing_of  # pylint: disable=import-outside-toplevel
   from attn_har.registry import lookup  # pylint: disable=import-outside-toplevel
   c = config.data
   video = decode.read_frames(str(path))
-  pairing = c.get("pairing", None) or stacking.DEFAULT_PAIRING
+  pairing = pairing_of(c)
   count = lookup(DATASETS, c.dataset, "data.dataset").store_frames(c)
   rows = stacking.store_frames(len(video), count, c.flow_length, pairing)
   pairs = stacking.required_video_pairs(rows, len(video), c.flow_length, c.stacking, pairing, False)

@@ -49,6 +49,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from attn_har.data.stacking import LEGACY_PAIRING
+
 MANIFEST = "manifest.json"
 CLIP_DIR = "clips"
 VERSION = 1
@@ -124,12 +126,12 @@ def _preprocess_args(manifest: Mapping[str, Any]) -> list:
     f = manifest.get("flow", {})
     size = manifest.get("size") or ["<H>", "<W>"]
     args = ["--dataset", dataset, "--root", f"<{dataset} root>", "--flow", f.get("method", "<flow>"),
-            "--clip-px", f.get("clip_px", "<clip px>"), "--pairing", f.get("pairing", "stored_frames"),
+            "--clip-px", f.get("clip_px", "<clip px>"), "--pairing", f.get("pairing", LEGACY_PAIRING),
             "--stacking", f.get("pairs", "<stacking>"),
             "--length", f.get("length", "<L>"), "--frames", manifest.get("frames", "<T>"), "--size", *size]
     args += ["--bidirectional"] if f.get("bidirectional") else []
   elif "--pairing" not in args:   # recorded before the pairing was
-    args = [*args, "--pairing", (manifest.get("flow") or {}).get("pairing", "stored_frames")]
+    args = [*args, "--pairing", (manifest.get("flow") or {}).get("pairing", LEGACY_PAIRING)]
   return [str(a) for a in args]
 
 
