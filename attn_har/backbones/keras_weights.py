@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 from flax import traverse_util
 
+from attn_har.backbones.mobilenet_v2 import BLOCK_NAMES
 from attn_har.backbones.resnet_v2 import block_names
 
 # What Keras publishes: MobileNetV2 ImageNet weights for these alphas and input sizes; ResNetV2 at 224.
@@ -80,10 +81,10 @@ class Plan:
 def mobilenet_v2_layers() -> List[KerasLayer]:
   """The weighted layers of Keras's MobileNetV2 in Keras order (without the classifier)."""
   out = [KerasLayer("Conv1", "conv", ("backbone", "Conv1")), KerasLayer("bn_Conv1", "bn", ("backbone", "bn_Conv1"))]
-  for i in range(17):
-    keras_prefix = "expanded_conv" if i == 0 else f"block_{i}"
+  for i, name in enumerate(BLOCK_NAMES):
+    keras_prefix = "expanded_conv" if i == 0 else name
     for part in ("depthwise", "project") if i == 0 else ("expand", "depthwise", "project"):
-      path = ("backbone", f"block_{i}")
+      path = ("backbone", name)
       out.append(KerasLayer(f"{keras_prefix}_{part}", "depthwise" if part == "depthwise" else "conv",
                             path + (part,), (f"mobl{i}_conv_{i}_{part}",)))
       out.append(KerasLayer(f"{keras_prefix}_{part}_BN", "bn", path + (f"{part}_BN",), (f"bn{i}_conv_{i}_bn_{part}",)))
