@@ -34,7 +34,7 @@ def test_config_loads_locked_and_documented(path):
   doc = path.read_text().split('"""')[1]
   for word in ("Run:", "Expected:", "Runtime:"):
     assert word in doc, f"{path.name} docstring lacks {word}"
-  attention = path.stem.split("_", 1)[1]
+  attention = path.stem.split("_", 1)[1].removeprefix("marked_")
   assert c.model.attention == ("none" if attention == "baseline" else attention)
 
 

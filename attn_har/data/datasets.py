@@ -307,7 +307,7 @@ class Synthetic:
   """`SyntheticActions` clips; --root is unused. Split '1' holds its train/val/test subsets.
 
   Generated, not read: its settings are the --synthetic-* arguments or the `data.synthetic` config section
-  (num_classes, clips_per_class, size, num_frames, seed), and its clips keep their own frame count and size.
+  (num_classes, clips_per_class, size, num_frames, seed, scene), and its clips keep their own frame count and size.
   """
 
   name = "synthetic"
@@ -316,10 +316,11 @@ class Synthetic:
   split_ids = ("1",)
 
   def __init__(self, num_classes: int = 10, clips_per_class: int = 30, size: int = 64, num_frames: int = 16,
-               seed: int = 0):
+               seed: int = 0, scene: str = "motion"):
     self.data = synthetic.SyntheticActions(num_classes=num_classes, clips_per_class=clips_per_class, size=size,
-                                 num_frames=num_frames, seed=seed)
-    self._args = {"classes": num_classes, "clips-per-class": clips_per_class, "size": size, "frames": num_frames}
+                                 num_frames=num_frames, seed=seed, scene=scene)
+    self._args = {"classes": num_classes, "clips-per-class": clips_per_class, "size": size, "frames": num_frames,
+                  "scene": scene}
     self._seed = seed
     self.classes = list(self.data.class_names)
     self.clips = [ClipSpec(self.data.name_of(i), self.data.label_of(i), index=i) for i in range(len(self.data))]
@@ -329,14 +330,15 @@ class Synthetic:
   def from_args(cls, args: argparse.Namespace) -> "Synthetic":
     """The dataset the --synthetic-* arguments and --seed describe."""
     return cls(num_classes=args.synthetic_classes, clips_per_class=args.synthetic_clips_per_class,
-               size=args.synthetic_size, num_frames=args.synthetic_frames, seed=args.seed)
+               size=args.synthetic_size, num_frames=args.synthetic_frames, seed=args.seed,
+               scene=args.synthetic_scene)
 
   @classmethod
   def from_config(cls, c: Any) -> "Synthetic":
     """The dataset the `data` config section `c` describes (`c.synthetic`)."""
     s = c.synthetic
     return cls(num_classes=int(s.num_classes), clips_per_class=int(s.clips_per_class), size=int(s.size),
-               num_frames=int(s.num_frames), seed=int(s.seed))
+               num_frames=int(s.num_frames), seed=int(s.seed), scene=str(s.get("scene", "motion")))
 
   @staticmethod
   def store_frames(c: Any) -> int:
@@ -345,10 +347,11 @@ class Synthetic:
 
   @staticmethod
   def store_tag(c: Any) -> str:
-    """'synthetic-v<generator>-k<classes>-n<clips>-s<size>-t<frames>-seed<seed>-<flow>-<pairing>-<stacking>-
-    L<length>'."""
+    """'synthetic[-<scene>]-v<generator>-k<classes>-n<clips>-s<size>-t<frames>-seed<seed>-<flow>-<pairing>-<stacking>-
+    L<length>' (the scene is named unless it is 'motion')."""
     s = c.synthetic
-    return (f"synthetic-v{synthetic.GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-"
+    scene = str(s.get("scene", "motion"))
+    return (f"synthetic{'' if scene == 'motion' else '-' + scene}-v{synthetic.GENERATOR_VERSION}-k{s.num_classes}-n{s.clips_per_class}-s{s.size}-"
             f"t{s.num_frames}-seed{s.seed}-{c.flow_method}-{pairing_of(c)}-{c.stacking}-L{c.flow_length}")
 
   def cli_args(self) -> List[str]:

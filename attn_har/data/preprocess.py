@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--synthetic-clips-per-class", type=int, default=30)
   p.add_argument("--synthetic-size", type=int, default=64)
   p.add_argument("--synthetic-frames", type=int, default=16)
+  p.add_argument("--synthetic-scene", default="motion", choices=("motion", "marked"))
   p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.add_argument("--no-verify", action="store_true",
