@@ -1,5 +1,9 @@
 """Figure writers: the stage grid (thesis Tables 6.2/6.3), clip overlays as GIF/MP4, training curves.
 
+The stage grid shows, per row, the input frame, the maps per stage and one colour bar for them, and names the true
+class and the prediction; the training curves label every curve with what it measures (the two-stream training
+objective and the fused validation loss are different quantities and get separate axes).
+
 matplotlib is used through its object API on the Agg canvas (`Figure` + `FigureCanvasAgg`), so nothing touches
 pyplot's global backend state and it runs headless.
 """
@@ -11,6 +15,8 @@ import cv2
 import imageio.v2 as imageio
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from attn_har.analysis import combine, overlay
@@ -28,36 +34,50 @@ def _save(fig: Figure, path: PathLike, dpi: int = 100) -> pathlib.Path:
   return path
 
 
-def stage_grid(rows: Sequence[Mapping], path: PathLike, columns: Sequence[str] = STAGE_COLUMNS,
-               cmap: str = "inferno", title: Optional[str] = None) -> pathlib.Path:
-  """Writes the thesis's attention table as one PNG: one row per model, one column per stage.
+def _row_text(row: Mapping) -> str:
+  """The row's label, then its true class and prediction when given."""
+  lines = [str(row["label"])]
+  if row.get("truth") is not None:
+    lines.append(f"true: {row['truth']}")
+  if row.get("prediction") is not None:
+    lines.append(f"pred: {row['prediction']}")
+  return "\n".join(lines)
 
-  The 'combined' column is an overlay of the combined map on the image; stage columns show each map at its own
-  resolution (nearest-neighbour, so the feature-map grid stays visible), min-max normalised.
 
-  Args:
-    rows: dicts with 'label' (str), 'image' ([H, W, 3] frame, any range) and 'maps' ({column: map [h, w]});
-      a column absent from 'maps' is drawn as 'n/a'.
-    path: output .png path.
-    columns: column names, in order ('combined' gets the overlay).
-    cmap: matplotlib colormap.
-    title: optional figure title.
+def stage_grid_figure(rows: Sequence[Mapping], columns: Sequence[str] = STAGE_COLUMNS, cmap: str = "inferno",
+                      title: Optional[str] = None, show_input: Optional[bool] = None) -> Figure:
+  """The stage-grid `Figure` (see `stage_grid`), not yet saved: for tests and notebooks that inspect its axes.
 
   Returns:
-    The written path.
+    A Figure whose first `len(rows) * num_columns` axes are the grid (row-major), followed by the colour bar's axes
+    (its ylabel names the map scale).
   """
   if not rows:
     raise ValueError("stage_grid needs at least one row")
-  fig = Figure(figsize=(2.0 * len(columns) + 1.6, 2.0 * len(rows) + (0.5 if title else 0.2)))
-  axes = fig.subplots(len(rows), len(columns), squeeze=False)
   for r, row in enumerate(rows):
     for key in ("label", "image", "maps"):
       if key not in row:
         raise KeyError(f"stage_grid row {r} lacks key {key!r} (needs 'label', 'image', 'maps')")
-    for c, col in enumerate(columns):
-      ax = axes[r][c]
+  if show_input is None:
+    show_input = any(row.get("input") is not None for row in rows)
+  shift = 1 if show_input else 0
+  ncols = len(columns) + shift
+  fig = Figure(figsize=(2.0 * ncols + 2.6, 2.1 * len(rows) + (0.6 if title else 0.3)), layout="constrained")
+  axes = fig.subplots(len(rows), ncols, squeeze=False)
+  for r, row in enumerate(rows):
+    for ax in axes[r]:
       ax.set_xticks([])
       ax.set_yticks([])
+    if show_input:
+      ax = axes[r][0]
+      shown = row.get("input")
+      ax.imshow(overlay.to_uint8(overlay.to_unit_image(row["image"] if shown is None else shown)))
+      if row.get("input_label"):
+        ax.set_xlabel(row["input_label"], fontsize=7)
+      if r == 0:
+        ax.set_title("input", fontsize=10)
+    for c, col in enumerate(columns):
+      ax = axes[r][c + shift]
       m = row["maps"].get(col)
       if m is None:
         ax.text(0.5, 0.5, "n/a", ha="center", va="center", transform=ax.transAxes)
@@ -65,14 +85,44 @@ def stage_grid(rows: Sequence[Mapping], path: PathLike, columns: Sequence[str] =
         ax.imshow(overlay.overlay(row["image"], m, cmap=cmap))
       else:
         ax.imshow(combine.normalize(m), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_xlabel(f"{np.shape(m)[-2]} x {np.shape(m)[-1]}", fontsize=7)
       if r == 0:
-        ax.set_title(col, fontsize=10)
-      if c == 0:
-        ax.set_ylabel(row["label"], fontsize=8, rotation=0, ha="right", va="center")
+        ax.set_title("combined (on input)" if col == "combined" else col, fontsize=10)
+    axes[r][0].set_ylabel(_row_text(row), fontsize=8, rotation=0, ha="right", va="center")
+  bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), ax=[a for row_axes in axes for a in row_axes[shift:]],
+                     shrink=0.8, aspect=30)
+  bar.set_label("map value, min-max normalised per map (0 = lowest, 1 = highest)", fontsize=8)
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  return _save(fig, path)
+  return fig
+
+
+def stage_grid(rows: Sequence[Mapping], path: PathLike, columns: Sequence[str] = STAGE_COLUMNS,
+               cmap: str = "inferno", title: Optional[str] = None, show_input: Optional[bool] = None
+               ) -> pathlib.Path:
+  """Writes the thesis's attention table as one PNG: one row per model (and stream, map method), one column per stage.
+
+  Columns: 'input' (the frame the maps are of, as given in the row's 'input'), then `columns`: 'combined' overlays
+  the combined map on the row's 'image' (alpha 0.7); stage columns show each map at its own resolution
+  (nearest-neighbour, so the feature-map grid stays visible; its h x w is written under it), min-max normalised.
+  One colour bar (0..1, the normalised map value) serves every map column. Each row is labelled with its 'label'
+  and, when given, the true class and the prediction.
+
+  Args:
+    rows: dicts with 'label' (str), 'image' ([H, W, 3] frame the overlay is drawn on, any range) and 'maps'
+      ({column: map [h, w]}; a column absent is drawn as 'n/a'); optional 'input' ([H, W, 3] image for the input
+      column, e.g. the RGB frame or the colour-coded flow; default 'image'), 'input_label' (caption under it),
+      'truth' and 'prediction' (str, shown under the label).
+    path: output .png path.
+    columns: map column names, in order ('combined' gets the overlay).
+    cmap: matplotlib colormap of the maps and the colour bar.
+    title: optional figure title.
+    show_input: draw the input column (default: when any row has an 'input').
+
+  Returns:
+    The written path.
+  """
+  return _save(stage_grid_figure(rows, columns, cmap, title, show_input), path)
 
 
 def side_by_side(panels: Sequence[np.ndarray], height: Optional[int] = None, pad: int = 2) -> np.ndarray:
@@ -130,38 +180,100 @@ def read_metrics(path: PathLike) -> List[Dict]:
   return metrics_log.read_rows(path)
 
 
-def training_curves(metrics: Union[PathLike, Sequence[Mapping]], path: PathLike,
-                    keys: Sequence[str] = ("loss", "top1"), splits: Sequence[str] = ("train", "val"),
-                    title: Optional[str] = None) -> pathlib.Path:
-  """Plots loss and top-1 against step for the train and validation splits, as one PNG.
+def _series(records: Sequence[Mapping], split: str, key: str):
+  """Sorted (steps, values) of `key` in the `split` rows, or None when no row has it."""
+  pts = sorted((r["step"], r[key]) for r in records
+               if r.get("split") == split and "step" in r and r.get(key) is not None)
+  return tuple(map(np.asarray, zip(*pts))) if pts else None
 
-  Args:
-    metrics: a metrics.jsonl path or its records ({'step', 'split', 'loss', 'top1', ...}).
-    path: output .png path.
-    keys: one panel per metric key.
-    splits: one line per split; a split with no record of a key is skipped.
-    title: optional figure title.
-  """
+
+def _plot(ax, series, label: str, **kw) -> int:
+  if series is None:
+    return 0
+  steps, values = series
+  ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=label, **kw)
+  return 1
+
+
+def _stream_names(records: Sequence[Mapping]) -> List[str]:
+  """Streams with a per-stream training loss ('<stream>_loss' in train rows), e.g. ['flow', 'rgb']."""
+  return sorted({k[:-len("_loss")] for r in records if r.get("split") == "train" for k in r
+                 if k.endswith("_loss") and k != "loss" and r[k] is not None})
+
+
+def training_curves_figure(metrics: Union[PathLike, Sequence[Mapping]], title: Optional[str] = None,
+                           stream_loss_weight: Optional[float] = None) -> Figure:
+  """The training-curves `Figure` (see `training_curves`), not yet saved."""
   records = read_metrics(metrics) if isinstance(metrics, (str, pathlib.Path)) else list(metrics)
-  fig = Figure(figsize=(5.0 * len(keys), 3.6))
-  axes = fig.subplots(1, len(keys), squeeze=False)[0]
-  plotted = 0
-  for ax, key in zip(axes, keys):
-    for split in splits:
-      pts = sorted((r["step"], r[key]) for r in records
-                   if r.get("split") == split and key in r and "step" in r and r[key] is not None)
-      if pts:
-        steps, values = zip(*pts)
-        ax.plot(steps, values, marker="o" if len(pts) < 30 else None, markersize=3, label=split)
-        plotted += 1
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
+  streams = _stream_names(records)
+  fused = "fused" if streams else "model"
+  train_loss, val_loss = _series(records, "train", "loss"), _series(records, "val", "loss")
+  tops = [(_series(records, "train", "top1"), f"train top-1, {fused} prediction, training batches (per clip)"),
+          (_series(records, "val", "clip_top1"), f"val top-1, {fused} prediction, per clip"),
+          (_series(records, "val", "top1"), f"val top-1, {fused} prediction, per video (clip scores averaged)")]
+  if train_loss is None and val_loss is None and all(s is None for s, _ in tops):
+    raise ValueError("no records with 'step', split 'train' or 'val' and a 'loss' or 'top1' to plot")
+  panels = 3 if streams else 2
+  fig = Figure(figsize=(5.2 * panels, 4.0), layout="constrained")
+  axes = list(fig.subplots(1, panels, squeeze=False)[0])
+  if streams:
+    # The logged training loss is the objective (fused CE + weight x mean stream CE), validation's the fused
+    # prediction's NLL: different quantities, so they get separate axes.
+    ax = axes.pop(0)
+    w = "w" if stream_loss_weight is None else f"{stream_loss_weight:g}"
+    _plot(ax, train_loss, f"train objective: CE(fused) + {w} x mean CE({', '.join(streams)})")
+    for s in streams:
+      _plot(ax, _series(records, "train", f"{s}_loss"), f"train CE, {s} stream alone", linestyle="--")
+    ax.set_title("training loss (training batches)", fontsize=10)
+    ax.set_ylabel("cross-entropy")
+    ax = axes.pop(0)
+    _plot(ax, val_loss, "val loss: NLL of the fused prediction, per clip", color="C1")
+    if stream_loss_weight is not None and train_loss is not None:
+      parts = [_series(records, "train", f"{s}_loss") for s in streams]
+      if all(p is not None and np.array_equal(p[0], train_loss[0]) for p in parts):
+        derived = train_loss[1] - stream_loss_weight * np.mean([p[1] for p in parts], axis=0)
+        _plot(ax, (train_loss[0], derived), "train CE of the fused prediction (objective minus stream terms)",
+              color="C0")
+    ax.set_title("fused-prediction loss", fontsize=10)
+    ax.set_ylabel("cross-entropy / NLL")
+  else:
+    ax = axes.pop(0)
+    _plot(ax, train_loss, "train loss: CE, training batches")
+    _plot(ax, val_loss, "val loss: NLL, per clip")
+    ax.set_title("loss", fontsize=10)
+    ax.set_ylabel("cross-entropy / NLL")
+  ax = axes.pop(0)
+  for series, label in tops:
+    _plot(ax, series, label)
+  ax.set_title("accuracy", fontsize=10)
+  ax.set_ylabel("top-1 accuracy")
+  for ax in fig.axes:
+    ax.set_xlabel("training step")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-      ax.legend()
-  if plotted == 0:
-    raise ValueError(f"no records with 'step', 'split' in {list(splits)} and any of {list(keys)} to plot")
+      ax.legend(fontsize=7)
   if title:
     fig.suptitle(title)
-  fig.tight_layout()
-  return _save(fig, path)
+  return fig
+
+
+def training_curves(metrics: Union[PathLike, Sequence[Mapping]], path: PathLike, title: Optional[str] = None,
+                    stream_loss_weight: Optional[float] = None) -> pathlib.Path:
+  """Plots losses and top-1 accuracy against the training step, each curve labelled with what it measures, as a PNG.
+
+  Rows of metrics.jsonl (`attn_har.train.metrics_log`): train rows hold 'loss' (the training objective:
+  CE(fused) + stream_loss_weight * mean_s CE(stream s) for a two-stream model, plain CE otherwise, with label
+  smoothing when configured), '<stream>_loss' (each stream's own CE) and 'top1' (fused, on the training batch);
+  val rows hold 'loss' (NLL of the fused prediction per clip), 'clip_top1' (per clip) and 'top1' (per video).
+  A two-stream run therefore gets three panels: the training objective with the per-stream CEs, the validation
+  loss (with the training CE of the fused prediction, derived, when `stream_loss_weight` is given), and
+  accuracy. A single-stream or image run gets two: train and val loss on one axis (the same quantity), and accuracy.
+
+  Args:
+    metrics: a metrics.jsonl path or its records.
+    path: output .png path.
+    title: optional figure title.
+    stream_loss_weight: the run's `train.stream_loss_weight` (named in the legend; lets the fused training CE be
+      derived); None when unknown.
+  """
+  return _save(training_curves_figure(metrics, title, stream_loss_weight), path)

@@ -3,11 +3,15 @@
   paths = write_report(['runs/synthetic_cbam'], 'out/')   # stage_grid.png, clip_overlay.gif, curves.png
 
 Rows of the stage grid are (model, stream, source): the attention modules' own maps ('attention') and Grad-CAM
-('Grad-CAM'); columns combined / early / medium / late (thesis Tables 6.2 and 6.3). RGB rows overlay the frame;
-flow rows overlay the flow's colour coding (Middlebury wheel). The clip overlay shows, per frame, the RGB frame,
-its combined attention and Grad-CAM overlays, then the same for the flow stream.
+('Grad-CAM'); columns input / combined / early / medium / late (thesis Tables 6.2 and 6.3). The input column shows
+what the stream reads: the RGB frame, or the middle flow field of the frame's stack in the Middlebury colour coding
+(hue = direction, saturation = speed); the combined column overlays the map on it. Each row names the clip's true
+class and the stream's prediction (arg-max of its frames' mean logits; class names from `<workdir>/results.json`).
+The clip overlay shows, per frame, the RGB frame, its combined attention and Grad-CAM overlays, then the same for
+the flow stream.
 """
 
+import json
 import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -54,18 +58,70 @@ def explain_clip(run, clip: Dict[str, Any], explainers: Optional[Dict[str, maps.
   return out
 
 
+def class_names(workdir) -> Optional[List[str]]:
+  """The run's class names (`<workdir>/results.json` 'classes'), or None when the file or the entry is missing."""
+  path = pathlib.Path(workdir) / "results.json"
+  try:
+    classes = json.loads(path.read_text()).get("classes")
+  except (OSError, ValueError):
+    return None
+  return [str(c) for c in classes] if isinstance(classes, list) else None
+
+
+def class_name(index: int, classes: Optional[Sequence[str]] = None) -> str:
+  """'<name>' (or 'class <index>' without names / out of range); 'unknown' for a negative index."""
+  index = int(index)
+  if index < 0:
+    return "unknown"
+  return str(classes[index]) if classes is not None and index < len(classes) else f"class {index}"
+
+
+def stream_prediction(e: maps.Explanation, classes: Optional[Sequence[str]] = None) -> str:
+  """The stream's prediction on the clip: arg-max of its frames' mean logits (e.logits [T, K]), with its softmax
+  probability, e.g. 'walk (p=0.83)'."""
+  logits = np.asarray(e.logits, np.float64).mean(0)
+  probs = np.exp(logits - logits.max())
+  probs /= probs.sum()
+  k = int(probs.argmax())
+  return f"{class_name(k, classes)} (p={probs[k]:.2f})"
+
+
+def input_caption(key: str, x: np.ndarray, t: int) -> str:
+  """What the input column shows for frame t of a stream input x [T, H, W, C]."""
+  if key == "flow":
+    fields = x.shape[-1] // 2
+    return (f"flow of frame {t + 1}/{x.shape[0]}, field {fields // 2 + 1}/{fields}\n"
+            "hue = direction, saturation = speed")
+  return f"RGB frame {t + 1}/{x.shape[0]}"
+
+
 def grid_rows(name: str, clip: Dict[str, Any], explanations: Dict[str, maps.Explanation],
-              frame: Optional[int] = None) -> List[Dict]:
-  """Stage-grid rows (`figures.stage_grid`) of one model for frame `frame` (default the middle) of a clip."""
+              frame: Optional[int] = None, classes: Optional[Sequence[str]] = None) -> List[Dict]:
+  """Stage-grid rows (`figures.stage_grid`) of one model for frame `frame` (default the middle) of a clip.
+
+  Each row carries 'label' (model, stream, map method), 'image' and 'input' (the stream's input as shown by
+  `display_frame`), 'input_label', 'maps', 'truth' (the clip's class) and 'prediction' (`stream_prediction`).
+
+  Args:
+    name: the model's name.
+    clip: the clip ('rgb' / 'flow' [T, ...], 'label').
+    explanations: from `explain_clip`.
+    frame: the frame shown.
+    classes: class names (default 'class <k>').
+  """
   rows = []
+  label = clip.get("label")
+  truth = class_name(-1 if label is None else label, classes)
   for stream, e in explanations.items():
     key = "rgb" if stream == "image" else stream
     x = clip[key]
     t = x.shape[0] // 2 if frame is None else int(frame)
     image = display_frame(key, x[t])
+    prediction = stream_prediction(e, classes)
     for source, cols in _sources(e, x.shape[1:3]).items():
-      rows.append({"label": f"{name}\n{stream} {source}", "image": image,
-                   "maps": {c: m[t] for c, m in cols.items()}})
+      rows.append({"label": f"{name}\n{stream} stream, {source}", "image": image, "input": image,
+                   "input_label": input_caption(key, x, t), "maps": {c: m[t] for c, m in cols.items()},
+                   "truth": truth, "prediction": prediction})
   return rows
 
 
@@ -133,14 +189,16 @@ def write_report(workdirs: Sequence, out_dir, clip_path=None, which: str = "best
       clip = clips_lib.eval_clips(run.config, workdir, subset, count=1, num_frames=num_frames)[0]
     log(f"{name}: explaining clip {clip['name']!r} (step {run.step})")
     explanations = explain_clip(run, clip)
-    rows += grid_rows(name, clip, explanations)
+    rows += grid_rows(name, clip, explanations, classes=class_names(workdir))
     suffix = "" if single else f"_{name}"
     key = "" if single else f":{name}"
     paths["clip" + key] = figures.write_clip(clip_frames(clip, explanations),
                                              out_dir / f"clip_overlay{suffix}.{clip_format}")
     metrics = pathlib.Path(workdir) / "metrics.jsonl"
     if metrics.is_file():
-      paths["curves" + key] = figures.training_curves(metrics, out_dir / f"curves{suffix}.png", title=name)
+      weight = run.config.get("train", {}).get("stream_loss_weight")
+      paths["curves" + key] = figures.training_curves(metrics, out_dir / f"curves{suffix}.png", title=name,
+                                                      stream_loss_weight=weight)
     else:
       log(f"{name}: no {metrics}; no training curves")
   paths["stage_grid"] = figures.stage_grid(rows, out_dir / "stage_grid.png")
