@@ -15,13 +15,22 @@ DATA_AXIS = "data"
 
 
 def init_distributed(c: ml_collections.ConfigDict) -> None:
-  """`jax.distributed.initialize` from `config.distributed` when enabled; a no-op otherwise."""
-  if not c.enabled:
+  """`jax.distributed.initialize` from `config.distributed` when enabled; a no-op otherwise (or when done already).
+
+  Must run before anything asks JAX for its devices or process index. With `coordinator_address` empty JAX
+  detects the cluster (Slurm, Open MPI, Cloud TPU); otherwise every process passes the same 'host:port', the
+  process count and its own `process_id` (0 runs the coordinator). `local_device_ids` (empty: all) picks this
+  process's accelerators, e.g. (i,) for one process per GPU. On CPU each process has one device and JAX's
+  cross-process CPU collectives use Gloo (`jax_cpu_collectives_implementation`, the default in jax 0.10).
+  """
+  if not c.enabled or jax.distributed.is_initialized():
     return
   kwargs = {}
   if c.coordinator_address:
     kwargs = dict(coordinator_address=c.coordinator_address, num_processes=c.num_processes,
                   process_id=c.process_id)
+  if c.get("local_device_ids"):
+    kwargs["local_device_ids"] = list(c.local_device_ids)
   jax.distributed.initialize(**kwargs)
 
 

@@ -71,6 +71,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, 
   `finite.NonFiniteError` when the loss or the model state stops being finite (nothing non-finite is saved).
   """
   check_config(config)
+  # Before the first jax.process_index() below: jax.distributed must start before JAX picks its devices.
+  sharding.init_distributed(config.distributed)
   workdir = pathlib.Path(workdir).absolute()
   run_record.check_relaunch(workdir, config)
   lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
@@ -87,7 +89,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: CompileClock) -> Dict[str, Any]:
   t0 = time.time()
-  sharding.init_distributed(config.distributed)
 
   # 1. Data.
   run_data = RunData(config, workdir, log=_log)
