@@ -10,7 +10,8 @@ config's optimiser (the synthetic recipe: AdamW, cosine schedule with warm-up, g
 `sharding.shard_batch` over its own contiguous 1/num_processes slice of every global batch [8, 6, 6, 2] (a model
 with BatchNorm and dropout). With --checkpoint every process calls `checkpointing.save` (Orbax writes one
 checkpoint together); --restore reads a checkpoint with `checkpointing.restore_state`. Every process writes
-`<out>/result<process_id>.npz`: params/*, batch_stats/*, losses [steps], and restored/* with --restore.
+`<out>/result<process_id>.npz`: params/*, batch_stats/*, losses [steps], eval/{logits [7, 3], label, index} (an
+evaluation split over the processes and gathered with `sharding.gather_rows`), and restored/* with --restore.
 """
 
 import argparse
@@ -42,7 +43,7 @@ def main() -> None:
   import numpy as np
 
   from attn_har.config.base import base_config
-  from attn_har.train import checkpointing, sharding, steps
+  from attn_har.train import checkpointing, evaluate, sharding, steps
   from attn_har.train.optim import make_optimizer
   from attn_har.train.schedule import make_schedule
 
@@ -83,12 +84,22 @@ def main() -> None:
     state, metrics = train_step(state, batch, train_rng)
     losses.append(float(metrics["loss"]))
 
+  # Evaluation as train.py does it: 7 rows in batches of 4 ('valid' 0 on the padding row), process p scoring
+  # batch p on its own device, `sharding.gather_rows` joining the valid rows; one process scores both batches.
+  eval_step = jax.jit(steps.make_eval_step(model))
+  g = np.random.default_rng(99)
+  rows = {"image": g.normal(size=(8, 6, 6, 2)).astype(np.float32), "label": g.integers(0, 3, 8).astype(np.int32),
+          "index": np.arange(8, dtype=np.int32), "valid": (np.arange(8) < 7).astype(np.int32)}
+  mine = range(2) if a.num_processes == 1 else [a.process_id]
+  collected = sharding.gather_rows(evaluate.collect(eval_step, state, [{k: v[4 * b:4 * b + 4] for k, v in rows.items()}
+                                                                       for b in mine]))
+
   out = pathlib.Path(a.out)
   if a.checkpoint:
     manager = checkpointing.make_manager(out / "run", keep=2, track_best=False)
     checkpointing.save(manager, a.steps, state, None)
     manager.close()
-  result = {"losses": np.asarray(losses)}
+  result = {"losses": np.asarray(losses), **{f"eval/{k}": collected[k] for k in ("logits", "label", "index")}}
   for part in ("params", "batch_stats"):
     result.update({f"{part}/{'/'.join(k.key for k in path)}": np.asarray(v)
                    for path, v in jax.tree_util.tree_flatten_with_path(state[part])[0]})

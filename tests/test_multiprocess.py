@@ -1,12 +1,14 @@
 """Multi-process data parallelism: two `jax.distributed` processes on localhost (one CPU device each, Gloo
 collectives) train like one process with the same global batch, and their checkpoint restores in one process.
 
-The workers (`tests/multiprocess_worker.py`) drive the pieces of `attn_har.train.train` directly (config
+The workers (`tests/multiprocess_worker.py`) drive the pieces of `attn_har.train.train` directly: the config's
 `distributed` section -> `sharding.init_distributed`, the 'data' mesh, `sharding.shard_batch` of each process's
 half of the global batch, `steps` jitted with replicated state, the config's AdamW with clipping, Orbax
-`checkpointing.save` from every process) on a tiny Conv-BatchNorm-dropout model rather than the whole
-`train_and_evaluate`: a synthetic two-stream run compiles for minutes here, and its Grain `ShardByJaxProcess` input
-gives each process a different slice of the dataset, so its global batches are not a one-process run's.
+`checkpointing.save` from every process, evaluation rows scored per process and joined by `sharding.gather_rows`.
+The model is a tiny Conv-BatchNorm-dropout one, not the whole `train_and_evaluate`: a two-process synthetic smoke
+run (launch.py with `distributed.*` arguments, which does run end to end) compiles for about 5 minutes on 2 cores,
+and its Grain `ShardByJaxProcess` input gives each process a slice of the dataset, so its global batches are not
+a one-process run's.
 
 Tolerance: the two runs compute the same functions but XLA sums the batch (BatchNorm moments, gradients) in a
 different order (per-device partial sums, then an all-reduce), so float32 values differ by rounding: measured
@@ -87,6 +89,10 @@ def test_two_processes_train_like_one_and_their_checkpoint_restores_in_one(tmp_p
     np.testing.assert_allclose(v, one_state[k], atol=1e-6, rtol=0, err_msg=k)
   # The training moved the state (the comparison is not between two copies of the initialisation).
   assert np.abs(two_state["batch_stats/BatchNorm_0/mean"]).max() > 1e-4
+  # Evaluation: each process scores its batch, `gather_rows` joins the valid rows of both (4 + 3) in process order.
+  np.testing.assert_array_equal(r0["eval/index"], np.arange(7))
+  for k in ("logits", "label", "index"):
+    np.testing.assert_allclose(r0[f"eval/{k}"], single[f"eval/{k}"], atol=1e-6, rtol=0, err_msg=k)
   # The checkpoint both processes wrote restores in one process, bit for bit.
   restored = _trees(single, "restored/")
   assert sorted(restored) == sorted(two_state) and int(single["restored/step"]) == STEPS

@@ -66,3 +66,24 @@ def shard_batch(batch: Any, sharding: NamedSharding) -> Any:
   if jax.process_count() == 1:
     return jax.device_put(batch, sharding)
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+
+
+def gather_rows(tree: Any) -> Any:
+  """Concatenates every process's host arrays [n_p, ...] along axis 0 in process order (n_p may differ).
+
+  Multi-process evaluation: each process scores its own shard of the evaluation set (Grain `ShardByJaxProcess`)
+  and every process then needs all rows for the metrics. With one process, `tree` itself.
+  """
+  if jax.process_count() == 1:
+    return tree
+  from jax.experimental import multihost_utils
+
+  def gather(x):
+    x = np.asarray(x)
+    counts = np.asarray(multihost_utils.process_allgather(np.int32(len(x)))).reshape(-1)
+    padded = np.zeros((int(counts.max()),) + x.shape[1:], x.dtype)
+    padded[:len(x)] = x
+    every = np.asarray(multihost_utils.process_allgather(padded))   # [processes, max n_p, ...]
+    return np.concatenate([every[p, :n] for p, n in enumerate(counts)])
+
+  return jax.tree.map(gather, tree)
