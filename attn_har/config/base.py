@@ -65,6 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
       keras="",                    # Keras ImageNet weight file (.h5 path, or 'imagenet' = ~/.keras/models/<Keras's
                                    # name>) into every stream's backbone; flow: TSN cross-modality (keras_weights)
   ))
+  # Multi-process (multi-host) data parallelism: `attn_har.train.sharding.init_distributed`.
   c.distributed = ml_collections.ConfigDict(dict(
-      enabled=False, coordinator_address="", num_processes=1, process_id=0))
+      enabled=False, coordinator_address="", num_processes=1, process_id=0,
+      local_device_ids=(),         # this process's devices (empty: all), e.g. (i,) for one process per GPU
+  ))
   return c

@@ -116,8 +116,20 @@ def restore_state(workdir, which: str = "best") -> Dict[str, Any]:
     raise FileNotFoundError(f"no checkpoint directory {path} (is {workdir} a training workdir?)")
   with make_manager(workdir, read_only=True, with_data=False) as manager:
     step = _select_step(manager, which)
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_local_target(manager,
+                                                                                                        step))))
   return jax.tree.map(np.asarray, restored["state"])
+
+
+def _local_target(manager: ocp.CheckpointManager, step: int) -> Any:
+  """The saved state's shapes and dtypes, every array on this process's first device.
+
+  Without a target Orbax restores each array with the sharding it was saved with, which fails ('Topology
+  mismatch') for a checkpoint written by another set of devices, e.g. by a multi-process run.
+  """
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device) if hasattr(m, "dtype") else m,
+                      manager.item_metadata(step)["state"])
 
 
 def checkpoint_steps(workdir) -> Dict[str, Any]:

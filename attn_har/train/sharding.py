@@ -15,13 +15,22 @@ DATA_AXIS = "data"
 
 
 def init_distributed(c: ml_collections.ConfigDict) -> None:
-  """`jax.distributed.initialize` from `config.distributed` when enabled; a no-op otherwise."""
-  if not c.enabled:
+  """`jax.distributed.initialize` from `config.distributed` when enabled; a no-op otherwise (or when done already).
+
+  Must run before anything asks JAX for its devices or process index. With `coordinator_address` empty JAX
+  detects the cluster (Slurm, Open MPI, Cloud TPU); otherwise every process passes the same 'host:port', the
+  process count and its own `process_id` (0 runs the coordinator). `local_device_ids` (empty: all) picks this
+  process's accelerators, e.g. (i,) for one process per GPU. On CPU each process has one device and JAX's
+  cross-process CPU collectives use Gloo (`jax_cpu_collectives_implementation`, the default in jax 0.10).
+  """
+  if not c.enabled or jax.distributed.is_initialized():
     return
   kwargs = {}
   if c.coordinator_address:
     kwargs = dict(coordinator_address=c.coordinator_address, num_processes=c.num_processes,
                   process_id=c.process_id)
+  if c.get("local_device_ids"):
+    kwargs["local_device_ids"] = list(c.local_device_ids)
   jax.distributed.initialize(**kwargs)
 
 
@@ -57,3 +66,24 @@ def shard_batch(batch: Any, sharding: NamedSharding) -> Any:
   if jax.process_count() == 1:
     return jax.device_put(batch, sharding)
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+
+
+def gather_rows(tree: Any) -> Any:
+  """Concatenates every process's host arrays [n_p, ...] along axis 0 in process order (n_p may differ).
+
+  Multi-process evaluation: each process scores its own shard of the evaluation set (Grain `ShardByJaxProcess`)
+  and every process then needs all rows for the metrics. With one process, `tree` itself.
+  """
+  if jax.process_count() == 1:
+    return tree
+  from jax.experimental import multihost_utils
+
+  def gather(x):
+    x = np.asarray(x)
+    counts = np.asarray(multihost_utils.process_allgather(np.int32(len(x)))).reshape(-1)
+    padded = np.zeros((int(counts.max()),) + x.shape[1:], x.dtype)
+    padded[:len(x)] = x
+    every = np.asarray(multihost_utils.process_allgather(padded))   # [processes, max n_p, ...]
+    return np.concatenate([every[p, :n] for p, n in enumerate(counts)])
+
+  return jax.tree.map(gather, tree)

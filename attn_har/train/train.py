@@ -71,6 +71,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, 
   `finite.NonFiniteError` when the loss or the model state stops being finite (nothing non-finite is saved).
   """
   check_config(config)
+  # Before the first jax.process_index() below: jax.distributed must start before JAX picks its devices.
+  sharding.init_distributed(config.distributed)
   workdir = pathlib.Path(workdir).absolute()
   run_record.check_relaunch(workdir, config)
   lock = workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0 else None
@@ -87,7 +89,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> Dict[str, 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: CompileClock) -> Dict[str, Any]:
   t0 = time.time()
-  sharding.init_distributed(config.distributed)
 
   # 1. Data.
   run_data = RunData(config, workdir, log=_log)
@@ -126,8 +127,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   put = batch_sharding if jax.process_count() == 1 else None
   train_it = run_data.train(put, shard_options, sharding.local_batch_size(config.train.batch_size))
 
+  def collect(variables, subset):
+    # Several processes: each scores its own shard of a clip store's subset on its own device (the batch stays a
+    # host array, the state is replicated, the eval step communicates nothing), then all gather every row. An
+    # image dataset's loader is not sharded: every process scores the whole subset.
+    rows = evaluate.collect(eval_step, variables, run_data.eval(subset, put, shard_options))
+    return sharding.gather_rows(rows) if run_data.store is not None else rows
+
   def run_eval(variables, subset):
-    return evaluate.evaluate(eval_step, variables, run_data.eval(subset, put, shard_options), k)
+    return evaluate.metrics(collect(variables, subset), k)
 
   # 3. Start-up: resume this workdir, else init from another checkpoint, else scratch.
   manager = checkpointing.make_manager(workdir, keep=config.train.keep_checkpoints, track_best=has_val)
@@ -216,7 +224,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   best = best if best is not None else manager.latest_step()
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   state = manager.restore(best, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
-  test_rows = evaluate.collect(eval_step, state, run_data.eval("test", put, shard_options))
+  test_rows = collect(state, "test")
   test = evaluate.metrics(test_rows, k)
   writer.write(int(best), "test", evaluate.summary(test))
   results = {
