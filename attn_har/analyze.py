@@ -38,6 +38,8 @@ def parse_flags(argv):
   p.add_argument("--clips", type=int, default=20, help="--quality: clips per run (0 = all)")
   p.add_argument("--perturb_per_clip", type=int, default=1, help="--quality: frames per clip scored by "
                                                                  "deletion / insertion")
+  p.add_argument("--perturb_clips", type=int, default=0, help="--quality: clips (spread evenly) that get the "
+                 "deletion / insertion / ROAD curves (0 = all)")
   p.add_argument("--steps", type=int, default=16, help="--quality: deletion / insertion steps")
   p.add_argument("--seed", type=int, default=0, help="--quality: random-map, tie-breaking and bootstrap seed")
   p.add_argument("--prior_clips", type=int, default=100, help="--quality: training clips whose masks make the "
@@ -56,14 +58,15 @@ def parse_flags(argv):
 def run_quality(flags) -> int:
   from attn_har.analysis import quality_report, quality_table  # pylint: disable=import-outside-toplevel
   runs, meta = [], {"which": flags.which, "subset": flags.subset, "steps": flags.steps, "seed": flags.seed,
-                    "perturb_per_clip": flags.perturb_per_clip, "static_px": flags.static_px,
+                    "perturb_per_clip": flags.perturb_per_clip, "perturb_clips": flags.perturb_clips or "all", "static_px": flags.static_px,
                     "road_fractions": [] if flags.no_road else list(quality_table.ROAD_FRACTIONS), "runs": []}
   for workdir in flags.workdir:
     t0 = time.time()
     r = quality_table.evaluate_run(workdir, flags.which, flags.subset, flags.clips or None, flags.frames or None,
                                    flags.perturb_per_clip, flags.steps, flags.seed, flags.prior_clips or 0,
                                    flags.static_px, not flags.no_guided,
-                                   () if flags.no_road else quality_table.ROAD_FRACTIONS)
+                                   () if flags.no_road else quality_table.ROAD_FRACTIONS,
+                                   perturb_clips=flags.perturb_clips or None)
     runs.append(r)
     meta["runs"].append({"model": r["model"], "seed": r["seed"], "workdir": str(workdir), "step": r["step"],
                          "clips": r["clips"], "static_clips": int(sum(r["static"])), "frames": r["frames"],

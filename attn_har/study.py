@@ -31,6 +31,8 @@ def parse_flags(argv):
   p.add_argument("--doc", default="docs/attention_quality.md", help="the report; its figures go to <doc stem>/")
   p.add_argument("--parts", default="train,score,sanity,figures,doc")
   p.add_argument("--clips", type=int, default=0, help="test clips scored per run (0 = all)")
+  p.add_argument("--perturb_clips", type=int, default=40, help="test clips per run (spread evenly) that get the "
+                 "deletion / insertion / ROAD curves, the bulk of the scoring time; pointing and energy use all")
   p.add_argument("--sanity_frames", type=int, default=8)
   p.add_argument("--config_arg", default="", help="extra config arguments of every run (e.g. 'smoke')")
   return p.parse_args(argv)
@@ -39,7 +41,7 @@ def parse_flags(argv):
 def score_settings(flags) -> dict:
   """The `quality_table.evaluate_run` settings of the study (part of each cached score's key)."""
   return {"which": "best", "subset": "test", "count": flags.clips or None, "perturb_per_clip": 1, "steps": 16,
-          "seed": 0, "prior_clips": None, "static_px": 0.25, "guided": True}
+          "seed": 0, "prior_clips": None, "static_px": 0.25, "guided": True, "perturb_clips": flags.perturb_clips}
 
 
 def run_figures(plan, root, assets, log) -> dict:

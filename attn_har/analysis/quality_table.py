@@ -147,7 +147,8 @@ def static_clips(data: List[Dict], flow_scale: float, static_px: float) -> List[
 def evaluate_run(workdir, which: str = "best", subset: str = "test", count: Optional[int] = 20,
                  num_frames: Optional[int] = None, perturb_per_clip: int = 1, steps: int = 16, seed: int = 0,
                  prior_clips: Optional[int] = 100, static_px: float = 0.25, guided: bool = True,
-                 road_fractions=ROAD_FRACTIONS, log: Callable[[str], None] = print) -> Dict[str, Any]:
+                 road_fractions=ROAD_FRACTIONS, log: Callable[[str], None] = print,
+                 perturb_clips: Optional[int] = None) -> Dict[str, Any]:
   """Scores every stream of one trained run on clips of its store with ground-truth masks.
 
   Args:
@@ -164,6 +165,9 @@ def evaluate_run(workdir, which: str = "best", subset: str = "test", count: Opti
     guided: also score Guided Grad-CAM.
     road_fractions: ROAD removal fractions (empty: no ROAD).
     log: progress messages.
+    perturb_clips: how many of the clips (spread evenly over them) get the perturbation curves (None = all);
+      pointing and energy are scored on every clip. The curves cost 2 (steps + 1) + 2 len(road_fractions) forward
+      passes per frame and method, most of the scoring time.
 
   Returns:
     {'model': name, 'seed': the run's training seed, 'step': int, 'clips': int, 'frames': int, 'mask_area': float,
@@ -181,7 +185,11 @@ def evaluate_run(workdir, which: str = "best", subset: str = "test", count: Opti
   picks = np.zeros(t, bool)
   picks[np.unique(np.round(np.linspace(0, t - 1, perturb_per_clip + 2)[1:-1]).astype(int))] = True
   labels = np.concatenate([np.full(t, c["label"]) for c in data])
-  perturb = np.tile(picks, len(data))
+  chosen = np.ones(len(data), bool)
+  if perturb_clips is not None and perturb_clips < len(data):
+    chosen[:] = False
+    chosen[np.unique(np.round(np.linspace(0, len(data) - 1, max(perturb_clips, 1))).astype(int))] = True
+  perturb = (picks[None, :] & chosen[:, None]).reshape(-1)
   train = clips_lib.eval_clips(run.config, workdir, "train", prior_clips, num_frames) if prior_clips != 0 else []
   flow_scale = clips_lib.clip_options(run.config, num_frames).flow_scale
   streams = {}
