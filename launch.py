@@ -19,8 +19,12 @@ cache folder) and the traced train / eval / init steps in the program cache besi
 import argparse
 import sys
 
-from attn_har.config.loader import DEFAULT_CONFIG, load_config, split_spec
-from attn_har.config.paths import default_workdir
+from attn_har import xla_cpu
+
+xla_cpu.configure()  # before jax is imported: keeps XLA:CPU's per-step temporaries mapped (attn_har.xla_cpu)
+
+from attn_har.config.loader import DEFAULT_CONFIG, load_config, split_spec  # noqa: E402
+from attn_har.config.paths import default_workdir  # noqa: E402
 
 
 def parse_flags(argv):

@@ -11,14 +11,18 @@ rows are comparable; compile time is printed separately. Numbers are for the mac
 import argparse
 import time
 
-import jax
-import jax.numpy as jnp
+from attn_har import xla_cpu
 
-from attn_har.config.loader import load_config
-from attn_har.models import build_model
-from attn_har.train import steps
-from attn_har.train.optim import make_optimizer
-from attn_har.train.schedule import make_schedule
+xla_cpu.configure()  # before jax: XLA:CPU's per-step temporaries stay mapped (attn_har.xla_cpu)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from attn_har.config.loader import load_config  # noqa: E402
+from attn_har.models import build_model  # noqa: E402
+from attn_har.train import steps  # noqa: E402
+from attn_har.train.optim import make_optimizer  # noqa: E402
+from attn_har.train.schedule import make_schedule  # noqa: E402
 
 ATTENTIONS = ("none", "l2pa", "gate", "gate_grid", "residual", "cbam")
 STREAMS = ("rgb", "flow", "two_stream")
@@ -38,8 +42,12 @@ def bench(stream: str, attention: str, a) -> tuple:
   return b / seconds, compile_s
 
 
-def time_train_step(model, tx, batch, count: int) -> tuple:
-  """(seconds per step, seconds of the first step: compile + run) of the jitted, donated train step on `batch`."""
+def time_train_step(model, tx, batch, count: int, warmup: int = 0, sync_each: bool = False) -> tuple:
+  """(seconds per step, seconds of the first step: compile + run) of the jitted, donated train step on `batch`.
+
+  `warmup` more untimed steps follow the first; `sync_each` waits for every timed step's metrics (as a training
+  loop that reads the loss each step does) instead of only the last.
+  """
   key = jax.random.key(0)
   state = jax.jit(lambda r: steps.init_state(model, tx, r, {k: v[:1] for k, v in batch.items()}))(key)
   step = jax.jit(steps.make_train_step(model, tx), donate_argnums=0)
@@ -47,9 +55,14 @@ def time_train_step(model, tx, batch, count: int) -> tuple:
   state, m = step(state, batch, key)
   jax.block_until_ready(m)
   compile_s = time.perf_counter() - t0
+  for _ in range(warmup):
+    state, m = step(state, batch, key)
+  jax.block_until_ready(m)
   t0 = time.perf_counter()
   for _ in range(count):
     state, m = step(state, batch, key)
+    if sync_each:
+      jax.block_until_ready(m)
   jax.block_until_ready(m)
   return (time.perf_counter() - t0) / count, compile_s
 
