@@ -85,6 +85,8 @@ def run_quality(flags) -> int:
 
 def main(argv=None) -> int:
   flags = parse_flags(argv)
+  from attn_har import xla_cpu  # pylint: disable=import-outside-toplevel
+  xla_cpu.configure()  # before jax is imported (attn_har.xla_cpu)
   if flags.frames < 0 or flags.clips < 0 or flags.steps < 1 or flags.perturb_per_clip < 0:
     print("error: --frames, --clips and --perturb_per_clip must be >= 0 and --steps >= 1", file=sys.stderr)
     return 2

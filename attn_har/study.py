@@ -77,6 +77,8 @@ def run_figures(plan, root, assets, log) -> dict:
 
 def main(argv=None) -> int:
   flags = parse_flags(argv)
+  from attn_har import xla_cpu  # pylint: disable=import-outside-toplevel
+  xla_cpu.configure()  # before jax is imported (attn_har.xla_cpu)
   from attn_har import compile_cache  # pylint: disable=import-outside-toplevel
   compile_cache.enable()
   parts = set(flags.parts.split(","))
