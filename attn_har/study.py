@@ -18,10 +18,9 @@ import shutil
 import sys
 import time
 
-from attn_har.analysis import study
-
 
 def parse_flags(argv):
+  from attn_har.analysis import study  # pylint: disable=import-outside-toplevel
   p = argparse.ArgumentParser(prog="python -m attn_har.study", description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
   p.add_argument("--scene", default="marked", choices=sorted(study.SCENES))
@@ -45,7 +44,9 @@ def score_settings(flags) -> dict:
 
 
 def run_figures(plan, root, assets, log) -> dict:
-  """Stage grid (seed 0 of every model, one test clip), curves of the CBAM run and the stage shapes."""
+  """Stage grids per stream (first seed of every model, one test clip), curves of the CBAM and vanilla runs, and
+  the attention map grid of every stage (stage_shapes.json)."""
+  from attn_har.analysis import study  # pylint: disable=import-outside-toplevel
   from attn_har.analysis import figures, report, restore, study_doc  # pylint: disable=import-outside-toplevel
   from attn_har.analysis import clips as clips_lib  # pylint: disable=import-outside-toplevel
   t0 = time.time()
@@ -76,9 +77,10 @@ def run_figures(plan, root, assets, log) -> dict:
 
 
 def main(argv=None) -> int:
-  flags = parse_flags(argv)
   from attn_har import xla_cpu  # pylint: disable=import-outside-toplevel
   xla_cpu.configure()  # before jax is imported (attn_har.xla_cpu)
+  from attn_har.analysis import study  # pylint: disable=import-outside-toplevel
+  flags = parse_flags(argv)
   from attn_har import compile_cache  # pylint: disable=import-outside-toplevel
   compile_cache.enable()
   parts = set(flags.parts.split(","))
