@@ -32,6 +32,8 @@ def parse_flags(argv):
   p.add_argument("--clips", type=int, default=0, help="test clips scored per run (0 = all)")
   p.add_argument("--perturb_clips", type=int, default=40, help="test clips per run (spread evenly) that get the "
                  "deletion / insertion / ROAD curves, the bulk of the scoring time; pointing and energy use all")
+  p.add_argument("--road", action="store_true", help="also score ROAD: its noisy linear imputation (a sparse solve "
+                 "per image, 25-50 ms at 72x72 here) costs about 12 min per run at the default clip counts")
   p.add_argument("--sanity_frames", type=int, default=8)
   p.add_argument("--config_arg", default="", help="extra config arguments of every run (e.g. 'smoke')")
   return p.parse_args(argv)
@@ -39,8 +41,10 @@ def parse_flags(argv):
 
 def score_settings(flags) -> dict:
   """The `quality_table.evaluate_run` settings of the study (part of each cached score's key)."""
+  from attn_har.analysis import quality_table  # pylint: disable=import-outside-toplevel
   return {"which": "best", "subset": "test", "count": flags.clips or None, "perturb_per_clip": 1, "steps": 16,
-          "seed": 0, "prior_clips": None, "static_px": 0.25, "guided": True, "perturb_clips": flags.perturb_clips}
+          "seed": 0, "prior_clips": None, "static_px": 0.25, "guided": True, "perturb_clips": flags.perturb_clips,
+          "road_fractions": tuple(quality_table.ROAD_FRACTIONS) if flags.road else ()}
 
 
 def run_figures(plan, root, assets, log) -> dict:

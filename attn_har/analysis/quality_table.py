@@ -114,6 +114,9 @@ def score_stream(explainer: maps.Explainer, x: np.ndarray, masks: np.ndarray, la
         r = road.road(fn, x[i], m[i], fractions=road_fractions, seed=seed)
         rec["road_morf"].append(r.morf_area)
         rec["road_lerf"].append(r.lerf_area)
+      else:  # not scored: NaN keeps one value per perturbed frame (the report shows n/a)
+        rec["road_morf"].append(float("nan"))
+        rec["road_lerf"].append(float("nan"))
     out[method] = rec
   return out
 
