@@ -103,3 +103,25 @@ def test_cli_rejects_unknown_parts():
   assert cli.main(["--parts", "train,plots", "--root", "/nonexistent/never"]) == 2
 
 
+
+
+def test_report_renders_accuracy_answer_and_references(tmp_path):
+  from attn_har.analysis import quality_report
+  hit = np.tile([1.0, 0.0, 1.0], 4)
+  scores = [_scores("baseline", 0, hit, hit), _scores("cbam", 0, np.ones(12), hit)]
+  for s in scores:
+    s["streams"]["flow"]["uniform"] = {"pointing": np.zeros(12), "energy": np.zeros(12)}
+    for rec in s["streams"]["flow"].values():
+      rec.update({k: [] for k in ("deletion", "insertion", "road_morf", "road_lerf")})
+    s["class_names"] = ["a"]
+  plan = [study.Run("baseline", 0, "synthetic_marked_baseline"), study.Run("cbam", 0, "synthetic_marked_cbam")]
+  ctx = {"command": "python -m attn_har.study", "repo": tmp_path, "root": tmp_path, "scene": "marked", "plan": plan,
+         "accuracy": {"baseline": {0: {"fused": 0.5}}, "cbam": {0: {"fused": 0.6, "flow": 0.55}}},
+         "scores": scores, "rows": quality_report.table_rows(scores),
+         "head": study_doc.headline_rows(scores, "baseline"), "sanity_md": "# Sanity\n\nok", "figures": {"g": "a/g.png"},
+         "stage_shapes": {"cbam": {"flow": {"late": [3, 3]}}}, "log": [{"part": "train", "run": "x", "seconds": 120}],
+         "full_table": "a/quality.md", "settings": {"videos": 4}}
+  text = study_doc.render(ctx)
+  assert "| cbam | 1 | 0.600 ± 0.000 | 0.600 | 0.550 ± 0.000 | n/a |" in text
+  assert "cbam, flow: late 3x3" in text and "2.0 min in all" in text and "![g](a/g.png)" in text
+  assert "| cbam | pointing ↑ | 1.000 [1.000, 1.000] |" in text and "uniform 0.000" in text

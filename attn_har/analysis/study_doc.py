@@ -70,6 +70,8 @@ def _pair(runs_a: Sequence[Mapping], method_a: str, runs_b: Sequence[Mapping], m
   if not a_vals:
     return None
   a, b, c = np.concatenate(a_vals), np.concatenate(b_vals), np.concatenate(clips)
+  if not (np.isfinite(a) & np.isfinite(b)).any():
+    return None
   d = stats.paired_difference(a, b, c, seed=seed).interval
   ia, ib = stats.cluster_bootstrap(a[np.isfinite(a)], c[np.isfinite(a)], seed=seed), \
       stats.cluster_bootstrap(b[np.isfinite(b)], c[np.isfinite(b)], seed=seed)
