@@ -51,14 +51,15 @@ def run_figures(plan, root, assets, log) -> dict:
   """Stage grids per stream (first seed of every model, one test clip), curves of the CBAM and vanilla runs, and
   the attention map grid of every stage (stage_shapes.json)."""
   from attn_har.analysis import study  # pylint: disable=import-outside-toplevel
-  from attn_har.analysis import figures, report, restore, study_doc  # pylint: disable=import-outside-toplevel
+  from attn_har.analysis import figures, report, study_doc  # pylint: disable=import-outside-toplevel
+  from attn_har.analysis.restore import restore  # pylint: disable=import-outside-toplevel
   from attn_har.analysis import clips as clips_lib  # pylint: disable=import-outside-toplevel
   t0 = time.time()
   rows, shapes, out = [], {}, {}
   firsts = [r for r in plan if r.seed == min(x.seed for x in plan)]
   for run in firsts:
     workdir = root / run.name
-    r = restore.restore(workdir, "best")
+    r = restore(workdir, "best")
     clip = clips_lib.eval_clips(r.config, workdir, "test", 1, 8)[0]
     explanations = report.explain_clip(r, clip)
     rows += report.grid_rows(run.model, clip, explanations, classes=report.class_names(workdir))
@@ -70,7 +71,7 @@ def run_figures(plan, root, assets, log) -> dict:
           figures.stage_grid(picked, assets / f"stage_grid_{stream}.png")
   for run in firsts:
     if run.model in ("cbam", "baseline"):
-      r = restore.restore(root / run.name, "best")
+      r = restore(root / run.name, "best")
       out[f"Training curves, {run.name}"] = figures.training_curves(
           root / run.name / "metrics.jsonl", assets / f"curves_{run.model}.png", title=run.name,
           stream_loss_weight=r.config.get("train", {}).get("stream_loss_weight"))
@@ -130,7 +131,9 @@ def main(argv=None) -> int:
     accuracy = study.test_accuracy(plan, root)
     ctx = {"command": "python -m attn_har.study " + " ".join(argv if argv is not None else sys.argv[1:]),
            "repo": study.REPO, "root": root, "scene": flags.scene, "plan": plan, "accuracy": accuracy,
-           "scores": scores, "rows": rows, "head": study_doc.headline_rows(scores, "baseline"),
+           "scores": scores, "rows": rows,
+           "head": study_doc.headline_rows(scores, next((r.config for r in plan if r.model == "baseline"), "")),
+           "protocol": json.loads((root / plan[0].name / "results.json").read_text()).get("protocol") or {},
            "sanity_md": sanity_md, "figures": figs,
            "stage_shapes": json.loads(shapes_path.read_text()) if shapes_path.exists() else {},
            "log": study.read_log(root), "full_table": f"{assets.name}/{full['markdown'].name}",

@@ -184,6 +184,15 @@ def summary_lines(head: Sequence[Mapping]) -> List[str]:
   return lines
 
 
+def _protocol(protocol: Mapping[str, Any]) -> str:
+  """'5 temporal views x 1 frame x 1 centre crop per video' from a results.json 'protocol' entry."""
+  t = (protocol or {}).get("test") or {}
+  if not t:
+    return "the recipe's"
+  crops = "1 centre crop" if t.get("crops") == 1 else f"{t.get('crops')} crops"
+  return f"{t.get('views')} temporal views x {t.get('frames')} frame(s) x {crops} per video"
+
+
 def render(ctx: Mapping[str, Any]) -> str:
   """The whole markdown report.
 
@@ -207,14 +216,16 @@ def render(ctx: Mapping[str, Any]) -> str:
       f"- **Wall time:** {_minutes(sum(wall.values()))} in all, summed over every launch of the study: "
       + ", ".join(f"{k} {_minutes(v)}" for k, v in wall.items()) + ".",
       "", "## Test accuracy", "",
-      "Test protocol: the recipe's (5 temporal views x 2 frames, 1 centre crop per video), on the scene's "
-      f"{ctx['settings'].get('videos', '')} test videos.", ""]
+      f"Test protocol (from results.json): {_protocol(ctx.get('protocol'))}, on the scene's "
+      f"{ctx['settings'].get('videos', '')} test videos; the two-stream score fuses the streams' softmax scores.", ""]
   lines += accuracy_table(ctx["accuracy"])
   shapes = ctx.get("stage_shapes") or {}
   if shapes:
     lines += ["", "Attention map grids per stage (rows x columns of the maps each stream's model produces):", ""]
     for model, per_stream in shapes.items():
       for stream, stages in per_stream.items():
+        if not stages:
+          continue
         lines.append(f"- {model}, {stream}: " + ", ".join(f"{k} {v[0]}x{v[1]}" for k, v in stages.items()))
   lines += ["", "## The answer: attention maps vs Grad-CAM, paired on the same frames", "",
             "Each mechanism's combined attention map, its own model's Grad-CAM and the vanilla model's Grad-CAM "
