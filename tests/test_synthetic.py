@@ -8,6 +8,8 @@ import pytest
 
 from attn_har.data import synthetic
 
+import synthetic_checks
+
 
 @pytest.fixture(scope="module")
 def ds():
@@ -74,21 +76,9 @@ def test_every_class_present_and_splits_stratified(ds):
 
 
 def test_single_frame_of_left_and_right_looks_alike(ds):
-  """The middle frame's appearance and actor position have the same statistics for 'left' and 'right'."""
-  stats = {}
-  for label in (0, 1):
-    rows = []
-    for k in range(24):
-      c = ds.clip(label + 10 * k)
-      t = 7
-      m = c["mask"][t].astype(bool)
-      frame = c["rgb"][t].astype(np.float64)
-      x, y = _centroids(c["mask"][t:t + 1])[0]
-      rows.append([frame.mean(), frame.std(), frame[m].mean(), frame[m].std(), m.sum(), x, y])
-    stats[label] = np.asarray(rows)
-  left, right = stats[0], stats[1]
-  se = np.sqrt(left.var(0) / len(left) + right.var(0) / len(right))
-  assert np.all(np.abs(left.mean(0) - right.mean(0)) < 3 * se + 1e-9), (left.mean(0), right.mean(0), se)
+  """The middle frame's appearance and actor position have the same statistics for 'move_left' and 'move_right'."""
+  left, right = synthetic_checks.middle_frame_stats(ds, 0), synthetic_checks.middle_frame_stats(ds, 1)
+  synthetic_checks.assert_same_means(left, right)
 
 
 @pytest.mark.parametrize("name", ["move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw",
