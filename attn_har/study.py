@@ -64,17 +64,15 @@ def run_figures(plan, root, assets, log) -> dict:
     explanations = report.explain_clip(r, clip)
     rows += report.grid_rows(run.model, clip, explanations, classes=report.class_names(workdir))
     shapes[run.model] = study_doc.stage_shapes_of(explanations)
+    if run.model in ("cbam", "baseline"):
+      out[f"Training curves, {run.name}"] = figures.training_curves(
+          workdir / "metrics.jsonl", assets / f"curves_{run.model}.png", title=run.name,
+          stream_loss_weight=r.config.get("train", {}).get("stream_loss_weight"))
   for stream in ("flow", "rgb"):
     picked = [row for row in rows if f"\n{stream} stream" in row["label"]]
     if picked:
       out[f"{stream} stream: attention and Grad-CAM per stage, one test clip, seed 0 of every model"] = \
           figures.stage_grid(picked, assets / f"stage_grid_{stream}.png")
-  for run in firsts:
-    if run.model in ("cbam", "baseline"):
-      r = restore(root / run.name, "best")
-      out[f"Training curves, {run.name}"] = figures.training_curves(
-          root / run.name / "metrics.jsonl", assets / f"curves_{run.model}.png", title=run.name,
-          stream_loss_weight=r.config.get("train", {}).get("stream_loss_weight"))
   (assets / "stage_shapes.json").write_text(json.dumps(shapes, indent=1))
   study.log_part(root, "figures", "all", time.time() - t0)
   log(f"figures in {assets}")

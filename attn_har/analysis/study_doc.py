@@ -8,6 +8,8 @@ clip order of a store is fixed), and resample clips (all frames of all seeds of 
 """
 
 import datetime
+import os
+import pathlib
 import platform
 import subprocess
 from typing import Any, Dict, List, Mapping, Sequence
@@ -22,7 +24,6 @@ DIRECTION = quality_report.DIRECTION
 
 def machine() -> str:
   """'<CPU model>, <n> cores' of this machine, from /proc/cpuinfo when readable."""
-  import os  # pylint: disable=import-outside-toplevel
   name = platform.processor() or platform.machine()
   try:
     with open("/proc/cpuinfo") as f:
@@ -120,17 +121,16 @@ def headline_rows(scores: Sequence[Mapping], vanilla: str, seed: int = 0) -> Lis
 
 
 def _reference_cells(rows: Sequence[Mapping], model: str, stream: str) -> Dict[str, str]:
-  """{metric: 'name mean [lo, hi]'} of the stream's best reference map (from the table rows of `model`)."""
+  """{metric: 'name mean [lo, hi]'} of the reference map the quality table pairs `model`'s combined attention with
+  (`quality_report.table_rows` picks the stream's best reference per metric)."""
+  by_method = {r["method"]: r for r in rows
+               if r["model"] == model and r["stream"] == stream and r["clips"] in ("all", "moving")}
   out = {}
-  refs = [r for r in rows if r["model"] == model and r["stream"] == stream and r["clips"] in ("all", "moving")
-          and r["method"] in quality_report.REFERENCES]
   for metric in METRICS:
-    ok = [r for r in refs if r[metric]["n"]]
-    if not ok:
-      continue
-    best = (max if DIRECTION[metric] == "↑" else min)(ok, key=lambda r: r[metric]["mean"])
-    s = best[metric]
-    out[metric] = f"{best['method']} {s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]"
+    ref = (by_method.get("attention/combined") or {}).get(metric, {}).get("vs_reference", {}).get("reference")
+    if ref in by_method and by_method[ref][metric]["n"]:
+      s = by_method[ref][metric]
+      out[metric] = f"{ref} {s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]"
   return out
 
 
@@ -266,7 +266,6 @@ def render(ctx: Mapping[str, Any]) -> str:
 
 def write(path, text: str) -> None:
   """Writes the report (parent folders created)."""
-  import pathlib  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(text)

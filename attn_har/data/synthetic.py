@@ -103,13 +103,9 @@ def _sprite(rng: np.random.Generator, radius: float):
 def _marked_sprite(rng: np.random.Generator, radius: float):
   """The 'marked' actor: a cross with a striped two-colour texture, centred on the canvas (as `_sprite`)."""
   arm, half_width = radius * rng.uniform(0.85, 1.0), radius * rng.uniform(0.3, 0.4)
-  corners = [(half_width, arm), (half_width, half_width), (arm, half_width)]
-  quarter = [(x, y) for x, y in corners]
-  pts = []
-  for k in range(4):  # rotate the quarter outline by k * 90 degrees
-    for x, y in quarter:
-      pts.append({0: (x, y), 1: (-y, x), 2: (-x, -y), 3: (y, -x)}[k])
-  pts = np.asarray(pts)
+  quarter = np.array([(half_width, arm), (half_width, half_width), (arm, half_width)])
+  turn = np.array([[0.0, -1.0], [1.0, 0.0]])   # +90 degrees: (x, y) -> (-y, x)
+  pts = np.concatenate([quarter @ np.linalg.matrix_power(turn, k).T for k in range(4)])
   extent = float(np.sqrt((pts ** 2).sum(1)).max()) + 1.0
   half = int(math.ceil(extent)) + 1
   s = 2 * half + 1
@@ -266,7 +262,7 @@ class SyntheticActions:
     """
     label = self.label_of(i)
     rng = np.random.default_rng([self.seed, i])
-    size, r = self.size, RADIUS * self.size
+    size = self.size
     if self.scene == "marked":
       backgrounds, layers = self._marked_layers(rng, label)
     else:
