@@ -29,12 +29,12 @@ compile_cache.enable()
 from attn_har.config.loader import load_config
 from attn_har.train import evaluate, train
 config = load_config(sys.argv[1])
-seen, real = [], evaluate.evaluate
-def spy(eval_fn, variables, batches, num_classes):
+seen, real = [], evaluate.collect
+def spy(eval_fn, variables, batches):
   batches = list(batches)
   seen.append((jax.device_get(batches[0]), np.asarray(eval_fn(variables, batches[0])['logits'])))
-  return real(eval_fn, variables, batches, num_classes)
-evaluate.evaluate = spy
+  return real(eval_fn, variables, batches)
+evaluate.collect = spy
 train.train_and_evaluate(config, sys.argv[2])
 batch, logits = seen[-1]
 np.savez(sys.argv[3], logits=logits, **{k: np.asarray(v) for k, v in batch.items()})
