@@ -7,11 +7,12 @@ Smoke:    python launch.py --config=configs/synthetic_cbam.py:smoke --workdir=/t
 Args:     smoke, split=N, stream=rgb|flow|two_stream, temporal=, fusion=, backbone=, store=, steps=, ...
           (see attn_har/config/video.py; the recipe: configs/_synthetic.py)
 Default:  `python launch.py` (no --config) runs this file into <cache>/runs/synthetic_cbam.
-Expected: 60 test videos (10 classes, chance 0.10), seeds 0 / 1 / 2: test top-1 two-stream 0.800 / 0.733 / 0.683
-          (mean 0.74 ± 0.06 sd; top-5 0.98), its flow stream alone 0.74 ± 0.08, its RGB stream alone 0.13 ± 0.06
-          (XLA's CPU results differ between processor types: another machine's seed 0 gave 0.683).
-Runtime:  4 min 34 s wall with empty data and compilation caches (81 s tracing and compiling, 800 steps), 3 min 40 s
-          with the compilation cache warm; hardware: 2 CPU cores (AMD EPYC), no GPU, idle.
+Expected: 60 test videos (10 classes, chance 0.10), seeds 0 / 1 / 2: test top-1 two-stream 0.600 / 0.733 / 0.683
+          (mean 0.67 ± 0.07 sd; top-5 0.97), its flow stream alone 0.67 ± 0.05, its RGB stream alone 0.09 ± 0.05
+          (XLA's CPU results differ between processor types and code versions: seed 0 gave 0.800 in an earlier
+          measurement and 0.683 on another machine).
+Runtime:  6 min 22 s wall with empty data and compilation caches (first step after 94 s, 88 s tracing and compiling,
+          800 steps), 3 min 18 s with the compilation cache warm; hardware: 2 CPU cores (AMD EPYC), no GPU, idle.
 """
 
 from _synthetic import synthetic_config
