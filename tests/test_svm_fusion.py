@@ -89,7 +89,7 @@ def test_svm_fusion_is_fitted_on_training_videos_only(monkeypatch):
 
   eval_fn = lambda v, b: {"logits": b["rgb"], "streams": {"rgb": b["rgb"], "flow": b["flow"]}}
   test_rows = evaluate.collect(eval_fn, None, batches_of("test"))      # the test evaluation's own rows
-  r = evaluate.svm_fusion(eval_fn, None, batches_of("train"), test_rows, 3, c=1.0)
+  r = evaluate.svm_fusion(evaluate.collect(eval_fn, None, batches_of("train")), test_rows, 3, c=1.0)
   assert asked == ["test", "train"] and len(fitted) == 1
   features, labels = fitted[0]
   np.testing.assert_allclose(features, fusion.svm_inputs(train), atol=1e-6)    # exactly the training videos

@@ -128,15 +128,15 @@ def video_scores(collected: Dict[str, Any]) -> Dict[str, Any]:
   return {"streams": streams, "fused": fused, "label": labels, "index": np.unique(index)}
 
 
-def svm_fusion(eval_fn: Callable, variables: Any, train_batches: Iterable[Dict[str, Any]], test: Dict[str, Any],
-               num_classes: int, c: float = 1.0, max_iter: int = 10000) -> Dict[str, Any]:
+def svm_fusion(train: Dict[str, Any], test: Dict[str, Any], num_classes: int, c: float = 1.0,
+               max_iter: int = 10000) -> Dict[str, Any]:
   """Simonyan & Zisserman's SVM fusion: a Crammer & Singer linear SVM on the stacked, L2-normalised video-level
   softmax scores of the two streams (`fusion.svm_inputs`), fitted on the training videos and scored on the test
   videos.
 
   Args:
-    eval_fn: `eval_fn(variables, batch)` -> {'logits', 'streams': {'rgb', 'flow'}} (a two-stream model).
-    train_batches: the evaluation batches of the 'train' videos (the only videos the fit sees).
+    train: `collect`'s rows of the 'train' videos scored with the test protocol (the only videos the fit sees; with
+      several processes, every process's rows gathered, as for `test`).
     test: `collect`'s rows of the test videos (the test evaluation's own, so the test set is run once).
     num_classes, c, max_iter: as in `fusion.fit_linear_svm`.
 
@@ -144,7 +144,7 @@ def svm_fusion(eval_fn: Callable, variables: Any, train_batches: Iterable[Dict[s
     {'top1', 'top5', 'train_videos', 'test_videos'} of the SVM's test predictions.
   """
   from attn_har.models import fusion  # pylint: disable=import-outside-toplevel
-  train = video_scores(collect(eval_fn, variables, train_batches))
+  train = video_scores(train)
   svm = fusion.fit_linear_svm(fusion.svm_inputs(train["streams"]), train["label"], num_classes, c=c,
                               max_iter=max_iter)
   test = video_scores(test)

@@ -244,8 +244,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
                                         "clip_top1": test["clip"]["top1"]}
   if getattr(model, "post_hoc_svm", False):
     # Fitted on the training videos (scored with the test protocol), never on validation or test videos.
-    results["test_svm"] = evaluate.svm_fusion(eval_step, state, run_data.eval("train", put, shard_options),
-                                              test_rows, k, c=config.model.svm.c, max_iter=config.model.svm.max_iter)
+    results["test_svm"] = evaluate.svm_fusion(collect(state, "train"), test_rows, k, c=config.model.svm.c,
+                                              max_iter=config.model.svm.max_iter)
     results["test_average"] = dict(results["test"])
     results["test"].update(top1=results["test_svm"]["top1"], top5=results["test_svm"]["top5"])
   results["wall_seconds_this_run"] = time.time() - t0
