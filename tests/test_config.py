@@ -8,6 +8,7 @@ import pytest
 
 from attn_har.config import args as args_lib
 from attn_har.config.loader import config_from_json, config_to_json, load_config, split_spec
+from attn_har.models.build import STREAM_INPUTS, sample_batch
 from attn_har.train.check import check_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -36,6 +37,18 @@ def test_config_loads_locked_and_documented(path):
     assert word in doc, f"{path.name} docstring lacks {word}"
   attention = path.stem.split("_", 1)[1].removeprefix("marked_")
   assert c.model.attention == ("none" if attention == "baseline" else attention)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_has_an_initialisation_batch(path):
+  """`sample_batch`, which train.py initialises the model with, builds each input of every config's model (an image
+  config has no data.num_frames)."""
+  c = load_config(str(path))
+  batch = sample_batch(c)
+  assert set(batch) == set(STREAM_INPUTS[c.model.stream])
+  s = c.data.image_size
+  for x in batch.values():
+    assert x.shape[0] == 1 and x.shape[-3:-1] == (s, s) and not x.any()
 
 
 def test_smoke_and_arguments_apply():

@@ -121,3 +121,21 @@ def test_tfds_adapter(tmp_path, monkeypatch):
   assert calls == {"name": "imagenette", "split": "validation", "data_dir": str(tmp_path), "download": False}
   ex = src[0]
   assert ex["image"].shape == (5, 7, 3) and ex["label"] == 4 and len(src) == 1
+
+
+def test_train_shards_split_the_images_between_processes(folder, monkeypatch):
+  """Two processes' shards (ShardOptions 0/2, 1/2: what ShardByJaxProcess gives) see disjoint halves of an epoch."""
+  import grain  # pylint: disable=import-outside-toplevel
+  _spec_patch(monkeypatch)
+  seen = []
+  for index in range(2):
+    shard = grain.sharding.ShardOptions(shard_index=index, shard_count=2, drop_remainder=True)
+    with images.make_image_loader("cifar100", root=folder, subset="train", batch_size=2, image_size=8, seed=3,
+                                  num_epochs=1, augment=False, prefetch=0, to_device=False,
+                                  shard_options=shard) as it:
+      batches = list(it)
+    assert len(batches) == len(it) == 3   # 12 images, 6 per shard, batches of 2
+    value = np.rint((np.concatenate([b["image"] for b in batches])[:, 0, 0, 0] + 1) * 127.5).astype(int)
+    seen.append(set(value.tolist()))
+  assert len(seen[0]) == len(seen[1]) == 6 and not seen[0] & seen[1]
+  assert seen[0] | seen[1] == {10 * c + i for c in range(3) for i in range(4)}

@@ -169,7 +169,7 @@ def make_image_loader(name: str, *, root=None, data_dir=None, subset: str = "tra
                       image_size: Union[int, Tuple[int, int]] = 224, train: bool = True, seed: int = 0,
                       num_epochs: Optional[int] = None, workers: int = 0, drop_remainder: Optional[bool] = None,
                       augment: bool = True, prefetch: int = 2, sharding: Any = None, to_device: bool = True,
-                      source: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
+                      source: Optional[Any] = None, shard_options: Optional[Any] = None) -> prefetch_lib.DevicePrefetch:
   """Batches of one image dataset.
 
   Args:
@@ -186,6 +186,8 @@ def make_image_loader(name: str, *, root=None, data_dir=None, subset: str = "tra
     augment: apply the thesis augmentation when training.
     prefetch, sharding, to_device: as in `pipeline.make_loader`.
     source: a ready Grain source of {'image', 'label'} (overrides root/data_dir).
+    shard_options: grain.sharding.ShardOptions: this process's share of the images (multi-host training, e.g.
+      `ShardByJaxProcess`); default all of them.
   """
   spec = registry.lookup(IMAGE_DATASETS, name, "image dataset")
   size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -201,12 +203,14 @@ def make_image_loader(name: str, *, root=None, data_dir=None, subset: str = "tra
   else:
     ops.append(image_augment.CenterResize(size))
   ops += [image_augment.Normalize(), grain.transforms.Batch(batch_size, drop_remainder=True)]
-  sampler = grain.samplers.IndexSampler(len(indexed), shard_options=grain.sharding.NoSharding(), shuffle=train,
+  shard_options = shard_options or grain.sharding.NoSharding()
+  sampler = grain.samplers.IndexSampler(len(indexed), shard_options=shard_options, shuffle=train,
                                         num_epochs=num_epochs, seed=seed)
   if workers:
     from attn_har.data import pipeline  # pylint: disable=g-import-not-at-top
     pipeline.parse_flags_for_workers(workers)
   loader = grain.DataLoader(data_source=indexed, sampler=sampler, operations=ops, worker_count=workers,
-                            shard_options=grain.sharding.NoSharding())
-  length = None if num_epochs is None else (num_epochs * len(indexed)) // batch_size
+                            shard_options=shard_options)
+  share = len(indexed) // shard_options.shard_count if shard_options.shard_count > 1 else len(indexed)
+  length = None if num_epochs is None else (num_epochs * share) // batch_size
   return prefetch_lib.DevicePrefetch(iter(loader), prefetch, sharding, to_device, length)

@@ -245,7 +245,8 @@ class RunData:
       self.location = str(self.store)
       store_lib.ClipStore(self.store).require_ids(c.split, "test")  # an empty test subset is found now, not later
 
-  def _image_loader(self, subset: str, train: bool, batch_size: int, sharding: Any, seed: Optional[int] = None):
+  def _image_loader(self, subset: str, train: bool, batch_size: int, sharding: Any, seed: Optional[int] = None,
+                    shard_options: Any = None):
     from attn_har.data.images import make_image_loader  # pylint: disable=import-outside-toplevel
     c = self.config.data
     source = _Subset(self._src["train"], self._idx[subset]) if subset in ("train", "val") else self._src["test"]
@@ -253,14 +254,14 @@ class RunData:
                              image_size=c.image_size, train=train,
                              seed=self.config.seed if seed is None else seed,
                              num_epochs=None if train else 1, workers=c.workers, sharding=sharding,
-                             source=source, prefetch=2 if train else 1)
+                             source=source, prefetch=2 if train else 1, shard_options=shard_options)
 
   def train(self, sharding: Any = None, shard_options: Any = None, batch_size: Optional[int] = None,
             seed: Optional[int] = None):
     """The infinite, shuffled, augmented training iterator (checkpointable); `seed` defaults to config.seed."""
     bs = batch_size or self.config.train.batch_size
     if self.store is None:
-      return self._image_loader("train", True, bs, sharding, seed)
+      return self._image_loader("train", True, bs, sharding, seed, shard_options)
     return train_loader(self.config, self.store, sharding, shard_options, bs, seed)
 
   def eval(self, subset: str, sharding: Any = None, shard_options: Any = None, batch_size: Optional[int] = None):

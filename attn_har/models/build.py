@@ -84,6 +84,7 @@ def build_model(m: ml_collections.ConfigDict) -> nn.Module:
 def sample_batch(config: ml_collections.ConfigDict, batch: int = 1) -> Dict[str, jnp.ndarray]:
   """Zero inputs of the model's input shapes (for initialisation): {key: [batch, ...] float32}."""
   c, s = config.data, config.data.image_size
-  shapes = {"image": (batch, s, s, 3), "rgb": (batch, c.num_frames, s, s, 3),
-            "flow": (batch, c.num_frames, s, s, 2 * c.flow_length)}
-  return {k: jnp.zeros(shapes[k], jnp.float32) for k in lookup(STREAM_INPUTS, config.model.stream, "model.stream")}
+  shapes = {"image": lambda: (batch, s, s, 3), "rgb": lambda: (batch, c.num_frames, s, s, 3),
+            "flow": lambda: (batch, c.num_frames, s, s, 2 * c.flow_length)}   # image configs have no num_frames
+  return {k: jnp.zeros(shapes[k](), jnp.float32)
+          for k in lookup(STREAM_INPUTS, config.model.stream, "model.stream")}
