@@ -211,6 +211,5 @@ def make_image_loader(name: str, *, root=None, data_dir=None, subset: str = "tra
     pipeline.parse_flags_for_workers(workers)
   loader = grain.DataLoader(data_source=indexed, sampler=sampler, operations=ops, worker_count=workers,
                             shard_options=shard_options)
-  share = len(indexed) // shard_options.shard_count if shard_options.shard_count > 1 else len(indexed)
-  length = None if num_epochs is None else (num_epochs * share) // batch_size
+  length = None if num_epochs is None else (num_epochs * (len(indexed) // shard_options.shard_count)) // batch_size
   return prefetch_lib.DevicePrefetch(iter(loader), prefetch, sharding, to_device, length)
