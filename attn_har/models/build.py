@@ -33,9 +33,10 @@ TEMPORAL_MODELS = {
 
 
 def lift_mode(m: ml_collections.ConfigDict) -> str:
-  """'vmap' or 'fold' from `model.lift`: 'auto' is 'vmap' (every backbone's BatchNorm reduces over the vmap axis,
-  so both give identical numbers; 'fold' traces faster, see `attn_har.models.lift`)."""
-  return "vmap" if m.lift == "auto" else m.lift
+  """'vmap' or 'fold' from `model.lift`: 'auto' is 'fold'. Both compute the same function (every backbone's
+  BatchNorm reduces over the vmap axis), up to float rounding; for the default two-stream model 'fold' traces and
+  compiles its train step in about 52 s instead of 63 s on a 2-core CPU (3 runs each; docs/speed.md)."""
+  return "fold" if m.lift == "auto" else m.lift
 
 
 def image_classifier(m: ml_collections.ConfigDict, lifted: bool = False) -> nn.Module:

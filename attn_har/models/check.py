@@ -1,7 +1,7 @@
 """Checks of the `model` config section, run before any work; each error names the valid choices.
 
 Also the one table of model-level names the config uses: `STREAM_INPUTS`, `DTYPES` (config name -> jnp dtype) and
-`LIFTS` ('auto' is 'vmap', `attn_har.models.build.lift_mode`).
+`LIFTS` ('auto' is 'fold', `attn_har.models.build.lift_mode`).
 """
 
 import jax.numpy as jnp
