@@ -5,21 +5,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
+from attn_har.config.loader import load_config
+from attn_har.models import build_model, sample_batch
 from attn_har.train import pruned_eval, steps
+from attn_har.train.optim import make_optimizer
+from attn_har.train.schedule import make_schedule
 
 
 class _Net(nn.Module):
-  """Convs, BatchNorm and Dense layers of several shapes, two of them the same shape."""
+  """Convs, BatchNorm and Dense layers of several shapes, two of them the same shape; glorot-uniform kernels and
+  uniform biases, as the Keras-style layers (a normal initialiser is approximated: see the last tests)."""
 
   @nn.compact
   def __call__(self, batch, train):
+    kw = dict(kernel_init=nn.initializers.glorot_uniform(), bias_init=nn.initializers.uniform(0.1))
     x = batch["image"]
     for width in (8, 8, 16):
-      x = nn.Conv(width, (3, 3))(x)
+      x = nn.Conv(width, (3, 3), **kw)(x)
       x = nn.relu(nn.BatchNorm(use_running_average=not train)(x))
     x = jnp.mean(x, axis=(1, 2))
-    return {"logits": nn.Dense(5)(nn.Dense(16)(x)), "features": x}
+    return {"logits": nn.Dense(5, **kw)(nn.Dense(16, **kw)(x)), "features": x}
 
 
 def _init_fn():
@@ -36,6 +43,7 @@ def test_initial_state_is_bit_identical_to_the_jitted_one():
     assert a.dtype == b.dtype and a.shape == b.shape
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert np.std(np.asarray(got["params"]["Conv_0"]["kernel"])) > 0.01      # really random, not zeros
+  assert np.std(np.asarray(got["params"]["Conv_0"]["bias"])) > 0.01
 
 
 def test_the_forward_pass_is_pruned():
@@ -68,3 +76,25 @@ def test_pytree_inputs_and_literal_outputs():
   got = pruned_eval.run_pruned(fn, tree)
   np.testing.assert_array_equal(got["sum"], [1.0, 2.0, 3.0])
   assert float(got["const"]) == 2.0 and np.array_equal(got["same"], tree["a"])
+
+
+def test_approximated_initialisers_are_refused_unless_asked_for():
+  fn = lambda key: {"w": jax.random.normal(key, (64,)) * 0.05, "b": jnp.zeros(3)}
+  key = jax.random.key(5)
+  with pytest.raises(pruned_eval.Inexact, match="erf_inv"):
+    pruned_eval.run_pruned(fn, key)
+  got, want = pruned_eval.run_pruned(fn, key, exact=False), jax.jit(fn)(key)
+  np.testing.assert_allclose(got["w"], want["w"], rtol=1e-6, atol=1e-9)
+
+
+def test_the_default_jobs_initialisers_are_exact():
+  """Every parameter of `python launch.py`'s model is initialised by exactly rounded arithmetic, so train.py
+  computes its initial state from the pruned jaxpr, bit-identical to the jitted one."""
+  c = load_config("configs/synthetic_cbam.py")
+  c.model.num_classes = 10
+  model = build_model(c.model)
+  tx = make_optimizer(c.optim, make_schedule(c.optim, c.train.num_steps))
+  closed = jax.make_jaxpr(lambda r: steps.init_state(model, tx, r, sample_batch(c)))(jax.random.key(0))
+  names = pruned_eval.primitive_names(pruned_eval.live_equations(closed.jaxpr))
+  assert not names & pruned_eval.APPROXIMATED
+  assert "random_bits" in names and "conv_general_dilated" not in names

@@ -10,8 +10,15 @@ pass), and evaluates the rest equation by equation. Equations that differ only i
 one compiled program (the default model's 2,773 remaining equations need 140: 39 `uniform` initialisers, one per
 parameter shape, plus broadcasts and multiplies), all compiled before the evaluation starts, on `workers`
 threads (on a 2-core CPU no faster than one: 9.7 s against 9.6 s for the default model's init, lowering holds the
-GIL). The outputs are bit-identical to `jax.jit(fun)(*args)`: each equation is the same XLA computation either way
-(tests/test_pruned_eval.py).
+GIL).
+
+The outputs are bit-identical to `jax.jit(fun)(*args)` when every equation is exactly rounded arithmetic (bit
+operations, the threefry hash, +, -, *, /, sqrt, comparisons, data movement): uniform, zeros and ones initialisers,
+every parameter of the default model (tests/test_pruned_eval.py). Approximated functions are not: a normal
+initialiser's `erf_inv` evaluated in its own program differs from the fused one by up to 1 ulp (as the jitted
+init itself does between XLA optimisation levels), enough for a training run to take another path. So by default
+`run_pruned` raises `Inexact` when a live equation (or one nested in it) is in `APPROXIMATED`, and the caller keeps
+the jitted program.
 """
 
 import concurrent.futures
@@ -20,6 +27,28 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 import jax
 import numpy as np
 from jax.extend import core as jcore
+
+
+# Primitives XLA evaluates by approximation (polynomials, range reduction), whose last bit may depend on fusion.
+APPROXIMATED = frozenset({
+    "erf_inv", "erf", "erfc", "exp", "exp2", "expm1", "log", "log1p", "tanh", "logistic", "sin", "cos", "tan",
+    "asin", "acos", "atan", "atan2", "sinh", "cosh", "asinh", "acosh", "atanh", "pow", "rsqrt", "cbrt", "lgamma",
+    "digamma", "igamma", "igammac", "random_gamma_grad", "bessel_i0e", "bessel_i1e", "polygamma", "zeta"})
+
+
+class Inexact(ValueError):
+  """The pruned jaxpr holds approximated functions (`APPROXIMATED`): evaluated equation by equation, its outputs
+  could differ from the jitted function's in the last bit."""
+
+
+def primitive_names(eqns: List[jcore.JaxprEqn]) -> set:
+  """The names of the primitives of `eqns` and of every jaxpr nested in their parameters."""
+  names = set()
+  for eqn in eqns:
+    names.add(eqn.primitive.name)
+    for sub in jcore.jaxprs_in_params(eqn.params):
+      names |= primitive_names(sub.eqns)
+  return names
 
 
 def _hashable(value: Any) -> Hashable:
@@ -59,7 +88,8 @@ def _equation_program(eqn: jcore.JaxprEqn) -> Tuple[Hashable, Callable, List[Any
   return key, f, avals
 
 
-def run_pruned(fun: Callable, *args, workers: int = 2, compiler_options: Optional[Dict[str, Any]] = None):
+def run_pruned(fun: Callable, *args, workers: int = 2, compiler_options: Optional[Dict[str, Any]] = None,
+               exact: bool = True):
   """fun(*args) (a pytree of arrays) computed from its pruned jaxpr (see the module docstring).
 
   Args:
@@ -67,10 +97,14 @@ def run_pruned(fun: Callable, *args, workers: int = 2, compiler_options: Optiona
     args: its arguments (arrays or pytrees of arrays).
     workers: threads compiling the distinct equations' programs.
     compiler_options: XLA options of those programs (`jax.jit`'s `compiler_options`).
+    exact: raise `Inexact` (before compiling anything) when the result could differ from `jax.jit(fun)(*args)`.
   """
   closed, out_shape = jax.make_jaxpr(fun, return_shape=True)(*args)
   jaxpr = closed.jaxpr
   eqns = live_equations(jaxpr)
+  approximated = primitive_names(eqns) & APPROXIMATED
+  if exact and approximated:
+    raise Inexact(f"the pruned jaxpr holds approximated functions {sorted(approximated)}")
   programs: Dict[Hashable, Tuple[Callable, List[Any]]] = {}
   keys = []
   for eqn in eqns:

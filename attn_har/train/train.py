@@ -15,7 +15,7 @@ results.json's 'timing' records the time to this run's first finished training s
 tracing and compiling (or loading programs from the persistent compilation cache and the program cache, see
 `attn_har.compile_cache`, which `launch.py` enables), and whether each step was 'loaded' from the program cache,
 'exported' into it or plain 'jit' (`attn_har.train.program_cache`), and how the initial state was computed
-('pruned': `attn_har.train.pruned_eval`, one process; 'jit': several processes).
+('pruned': `attn_har.train.pruned_eval`; 'jit': an approximated initialiser, or several processes).
 """
 
 import json
@@ -65,10 +65,14 @@ def _init_sources(config: ml_collections.ConfigDict):
 
 def _initial_state(init_fn, rng, repl) -> tuple[Dict[str, Any], str]:
   """(init_fn(rng) replicated by `repl`, how it ran). One process: the pruned jaxpr evaluated equation by equation
-  (`pruned_eval`: 9 s instead of 21 s for the default model, bit-identical values); several: one jitted program
-  (the same values), compiled without XLA's backend optimisations since it runs once."""
+  (`pruned_eval`: 9 s instead of 21 s for the default model, bit-identical values) unless an initialiser is
+  approximated (a normal one's erf_inv) or there are several processes: then one jitted program, compiled without
+  XLA's backend optimisations since it runs once."""
   if jax.process_count() == 1:
-    return jax.device_put(pruned_eval.run_pruned(init_fn, rng, compiler_options=FAST_COMPILE), repl), "pruned"
+    try:
+      return jax.device_put(pruned_eval.run_pruned(init_fn, rng, compiler_options=FAST_COMPILE), repl), "pruned"
+    except pruned_eval.Inexact:
+      pass
   return jax.jit(init_fn, out_shardings=repl, compiler_options=FAST_COMPILE)(rng), "jit"
 
 
