@@ -8,9 +8,8 @@ XLA compile even at optimisation level 0, a fifth of `python launch.py`'s time t
 `run_pruned(fun, *args)` instead traces `fun` to a jaxpr, drops every equation no output depends on (the forward
 pass), and evaluates the rest equation by equation. Equations that differ only in their arguments' values share
 one compiled program (the default model's 2,773 remaining equations need 140: 39 `uniform` initialisers, one per
-parameter shape, plus broadcasts and multiplies), all compiled before the evaluation starts, on `workers`
-threads (on a 2-core CPU no faster than one: 9.7 s against 9.6 s for the default model's init, lowering holds the
-GIL).
+parameter shape, plus broadcasts and multiplies), compiled one after the other (on 2 threads the default model's
+init took 9.7 s against 9.6 s: lowering holds the GIL).
 
 The outputs are bit-identical to `jax.jit(fun)(*args)` when every equation is exactly rounded arithmetic (bit
 operations, the threefry hash, +, -, *, /, sqrt, comparisons, data movement): uniform, zeros and ones initialisers,
@@ -21,7 +20,6 @@ init itself does between XLA optimisation levels), enough for a training run to 
 the jitted program.
 """
 
-import concurrent.futures
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 import jax
@@ -88,14 +86,12 @@ def _equation_program(eqn: jcore.JaxprEqn) -> Tuple[Hashable, Callable, List[Any
   return key, f, avals
 
 
-def run_pruned(fun: Callable, *args, workers: int = 2, compiler_options: Optional[Dict[str, Any]] = None,
-               exact: bool = True):
+def run_pruned(fun: Callable, *args, compiler_options: Optional[Dict[str, Any]] = None, exact: bool = True):
   """fun(*args) (a pytree of arrays) computed from its pruned jaxpr (see the module docstring).
 
   Args:
     fun: a pure function of arrays.
     args: its arguments (arrays or pytrees of arrays).
-    workers: threads compiling the distinct equations' programs.
     compiler_options: XLA options of those programs (`jax.jit`'s `compiler_options`).
     exact: raise `Inexact` (before compiling anything) when the result could differ from `jax.jit(fun)(*args)`.
   """
@@ -105,27 +101,20 @@ def run_pruned(fun: Callable, *args, workers: int = 2, compiler_options: Optiona
   approximated = primitive_names(eqns) & APPROXIMATED
   if exact and approximated:
     raise Inexact(f"the pruned jaxpr holds approximated functions {sorted(approximated)}")
-  programs: Dict[Hashable, Tuple[Callable, List[Any]]] = {}
+  compiled: Dict[Hashable, Any] = {}
   keys = []
   for eqn in eqns:
     key, f, avals = _equation_program(eqn)
-    programs.setdefault(key, (f, avals))
+    if key not in compiled:
+      structs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals]
+      compiled[key] = jax.jit(f, compiler_options=compiler_options).lower(*structs).compile()
     keys.append(key)
-
-  def compile_one(item):
-    f, avals = item
-    structs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in avals]
-    return jax.jit(f, compiler_options=compiler_options).lower(*structs).compile()
-
-  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-    compiled = dict(zip(programs, pool.map(compile_one, programs.values())))
 
   env: Dict[jcore.Var, Any] = dict(zip(jaxpr.constvars, closed.consts))
   env.update(zip(jaxpr.invars, jax.tree.leaves(args)))
-  read = lambda v: v.val if isinstance(v, jcore.Literal) else env[v]
+  read = lambda v: np.asarray(v.val, v.aval.dtype) if isinstance(v, jcore.Literal) else env[v]
   for eqn, key in zip(eqns, keys):
-    outs = compiled[key](*(np.asarray(v.val, v.aval.dtype) if isinstance(v, jcore.Literal) else env[v]
-                           for v in eqn.invars))
+    outs = compiled[key](*map(read, eqn.invars))
     for v, x in zip(eqn.outvars, outs):
       if not isinstance(v, jcore.DropVar):
         env[v] = x
