@@ -56,6 +56,8 @@ def marked_recipe(c: ml_collections.ConfigDict, flags: set) -> None:
   # docs/attention_quality.md was measured with the frames lifted by nn.vmap, 'auto' before it became 'fold' (the
   # same function up to float rounding): kept, so that the study reproduces its published numbers.
   c.model.lift = "vmap"
+  # Likewise with the backbones' 1x1 convolutions run as convolutions, 'auto' before it took matrix products on CPU.
+  c.model.pointwise = "conv"
 
 
 def synthetic_config(attention: str, arg: str | None, marked: bool = False) -> ml_collections.ConfigDict:

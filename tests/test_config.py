@@ -8,7 +8,7 @@ import pytest
 
 from attn_har.config import args as args_lib
 from attn_har.config.loader import config_from_json, config_to_json, load_config, split_spec
-from attn_har.models.build import STREAM_INPUTS, lift_mode, sample_batch
+from attn_har.models.build import STREAM_INPUTS, build_model, lift_mode, sample_batch
 from attn_har.train.check import check_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -52,12 +52,28 @@ def test_every_config_has_an_initialisation_batch(path):
 
 
 def test_frames_fold_by_default_and_the_study_keeps_its_published_lift():
-  """'auto' lifts frames by folding them into the batch; the marked-scene study configs keep nn.vmap, with which
-  docs/attention_quality.md was measured (the two differ only in float rounding)."""
-  assert lift_mode(load_config("configs/synthetic_cbam.py").model) == "fold"
-  assert lift_mode(load_config("configs/ucf101_cbam.py").model) == "fold"
+  """'auto' lifts frames by folding them into the batch and picks the 1x1 convolutions' form by backend; the
+  marked-scene study configs keep nn.vmap and convolutions, with which docs/attention_quality.md was measured (each
+  pair differs only in float rounding)."""
+  for path in ("configs/synthetic_cbam.py", "configs/ucf101_cbam.py"):
+    m = load_config(path).model
+    assert (lift_mode(m), m.pointwise) == ("fold", "auto"), path
+    assert build_model(_with_classes(m)).rgb.frame.backbone.keywords["pointwise"] == "auto", path
   for path in sorted(pathlib.Path("configs").glob("synthetic_marked_*.py")):
-    assert lift_mode(load_config(str(path)).model) == "vmap", path
+    m = load_config(str(path)).model
+    assert (lift_mode(m), m.pointwise) == ("vmap", "conv"), path
+    assert build_model(_with_classes(m)).rgb.frame.backbone.keywords["pointwise"] == "conv", path
+
+
+def _with_classes(m):
+  m = m.copy_and_resolve_references()
+  m.num_classes = 10
+  return m
+
+
+def test_an_unknown_pointwise_mode_fails_naming_the_choices():
+  with pytest.raises((KeyError, ValueError), match="model.pointwise.*dot"):
+    check_config(load_config("configs/synthetic_cbam.py:model.pointwise=matmul"))
 
 
 def test_smoke_and_arguments_apply():

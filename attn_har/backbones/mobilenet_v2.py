@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from attn_har.backbones import attach
 from attn_har.layers import keras
+from attn_har.layers import pointwise
 from attn_har.layers.depthwise import DepthwiseConv
 
 # (filters, stride, expansion) of blocks 0..16, as Keras names them block_0 ("expanded_conv") .. block_16.
@@ -69,6 +70,7 @@ class InvertedResidual(nn.Module):
     expansion: expansion factor (1 skips the expand conv, as Keras's block 0).
     attention: optional factory `attention(name=...)` of a module applied to the projected branch before the add.
     depthwise_impl: 'auto', 'shifted' or 'grouped' (see `attn_har.layers.depthwise`).
+    pointwise: 'auto', 'dot' or 'conv': how the 1x1 convolutions run (see `attn_har.layers.pointwise`).
     bn_axis_name: mapped axis (e.g. `nn.vmap`'s time axis) whose elements share BatchNorm batch statistics.
     dtype: compute dtype.
     param_dtype: parameter dtype.
@@ -78,6 +80,7 @@ class InvertedResidual(nn.Module):
   expansion: int = 6
   attention: Callable[..., nn.Module] | None = None
   depthwise_impl: str = "auto"
+  pointwise: str = "auto"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -86,17 +89,18 @@ class InvertedResidual(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """[B, H, W, C] -> [B, H / stride, W / stride, filters]."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    conv_kw = dict(conv_general_dilated=pointwise.conv_fn(self.pointwise), **kw)
     bn = functools.partial(keras.batch_norm, train, keras.MOBILENET_BN, axis_name=self.bn_axis_name, **kw)
     in_channels = x.shape[-1]
     y = x
     if self.expansion != 1:
-      y = keras.Conv(self.expansion * in_channels, (1, 1), use_bias=False, name="expand", **kw)(y)
+      y = keras.Conv(self.expansion * in_channels, (1, 1), use_bias=False, name="expand", **conv_kw)(y)
       y = relu6(bn(name="expand_BN")(y))
     pads = correct_pad(y.shape[1:3], 3) if self.stride == 2 else ((1, 1), (1, 1))
     y = DepthwiseConv((3, 3), (self.stride, self.stride), pads, impl=self.depthwise_impl, name="depthwise",
                       **kw)(y)
     y = relu6(bn(name="depthwise_BN")(y))
-    y = keras.Conv(self.filters, (1, 1), use_bias=False, name="project", **kw)(y)
+    y = keras.Conv(self.filters, (1, 1), use_bias=False, name="project", **conv_kw)(y)
     y = bn(name="project_BN")(y)
     if self.attention is not None:
       y = self.attention(name="attention")(y, train)
@@ -124,6 +128,7 @@ class MobileNetV2(nn.Module):
     attention: the attention mechanism (`Attachment`) or None.
     attention_positions: block names ('block_0' .. 'block_16'); None for the defaults.
     depthwise_impl: 'auto' (shifted multiply-adds on CPU, grouped conv elsewhere), 'shifted' or 'grouped'.
+    pointwise: 'auto' (1x1 convolutions as matrix products on CPU, convolutions elsewhere), 'dot' or 'conv'.
     bn_axis_name: mapped axis (e.g. `nn.vmap`'s time axis) whose elements share BatchNorm batch statistics.
     dtype: compute dtype.
     param_dtype: parameter dtype.
@@ -133,6 +138,7 @@ class MobileNetV2(nn.Module):
   attention: attach.Attachment | None = None
   attention_positions: tuple[str, ...] | None = None
   depthwise_impl: str = "auto"
+  pointwise: str = "auto"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -155,7 +161,7 @@ class MobileNetV2(nn.Module):
     """x: [B, H, W, C_in]. Returns (out_relu [B, H/32, W/32, 1280], taps {block name: [B, H_s, W_s, C_s]})."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     bn = functools.partial(keras.batch_norm, train, keras.MOBILENET_BN, axis_name=self.bn_axis_name, **kw)
-    blk = dict(depthwise_impl=self.depthwise_impl, bn_axis_name=self.bn_axis_name, **kw)
+    blk = dict(depthwise_impl=self.depthwise_impl, pointwise=self.pointwise, bn_axis_name=self.bn_axis_name, **kw)
     where = None if self.attention is None else self.attention.where(self.family)
     positions = self.positions()
 
@@ -182,7 +188,8 @@ class MobileNetV2(nn.Module):
       if here and where == "head":
         taps[name] = x
 
-    x = keras.Conv(last, (1, 1), use_bias=False, name="Conv_1", **kw)(x)
+    conv_kw = dict(conv_general_dilated=pointwise.conv_fn(self.pointwise), **kw)
+    x = keras.Conv(last, (1, 1), use_bias=False, name="Conv_1", **conv_kw)(x)
     x = relu6(bn(name="Conv_1_bn")(x))
     return x, taps
 

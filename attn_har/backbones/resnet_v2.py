@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from attn_har.backbones import attach
-from attn_har.layers import keras
+from attn_har.layers import keras, pointwise
+from attn_har.layers.max_pool import max_pool
 
 # depth -> (block kind, blocks per stack conv2..conv5)
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
@@ -43,6 +44,7 @@ class PreActBottleneck(nn.Module):
   stride: int = 1
   conv_shortcut: bool = False
   attention: Callable[..., nn.Module] | None = None
+  pointwise: str = "auto"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -51,18 +53,19 @@ class PreActBottleneck(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """[B, H, W, C] -> [B, H / stride, W / stride, 4f]."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    conv_kw = dict(conv_general_dilated=pointwise.conv_fn(self.pointwise), **kw)
     bn = functools.partial(keras.batch_norm, train, keras.RESNET_BN, axis_name=self.bn_axis_name, **kw)
     f, s = self.filters, self.stride
     preact = nn.relu(bn(name="preact_bn")(x))
     if self.conv_shortcut:
-      shortcut = keras.Conv(4 * f, (1, 1), (s, s), name="0_conv", **kw)(preact)
+      shortcut = keras.Conv(4 * f, (1, 1), (s, s), name="0_conv", **conv_kw)(preact)
     else:
       shortcut = _subsample(x, s)
-    y = keras.Conv(f, (1, 1), use_bias=False, name="1_conv", **kw)(preact)
+    y = keras.Conv(f, (1, 1), use_bias=False, name="1_conv", **conv_kw)(preact)
     y = nn.relu(bn(name="1_bn")(y))
     y = keras.Conv(f, (3, 3), (s, s), PAD1, use_bias=False, name="2_conv", **kw)(y)
     y = nn.relu(bn(name="2_bn")(y))
-    y = keras.Conv(4 * f, (1, 1), name="3_conv", **kw)(y)
+    y = keras.Conv(4 * f, (1, 1), name="3_conv", **conv_kw)(y)
     if self.attention is not None:
       y = self.attention(name="attention")(y, train)
     return shortcut + y
@@ -77,6 +80,7 @@ class PreActBasic(nn.Module):
   stride: int = 1
   conv_shortcut: bool = False
   attention: Callable[..., nn.Module] | None = None
+  pointwise: str = "auto"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -85,11 +89,12 @@ class PreActBasic(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """[B, H, W, C] -> [B, H / stride, W / stride, f]."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    conv_kw = dict(conv_general_dilated=pointwise.conv_fn(self.pointwise), **kw)
     bn = functools.partial(keras.batch_norm, train, keras.RESNET_BN, axis_name=self.bn_axis_name, **kw)
     f, s = self.filters, self.stride
     preact = nn.relu(bn(name="preact_bn")(x))
     if self.conv_shortcut:
-      shortcut = keras.Conv(f, (1, 1), (s, s), name="0_conv", **kw)(preact)
+      shortcut = keras.Conv(f, (1, 1), (s, s), name="0_conv", **conv_kw)(preact)
     else:
       shortcut = _subsample(x, s)
     y = keras.Conv(f, (3, 3), (s, s), PAD1, use_bias=False, name="1_conv", **kw)(preact)
@@ -134,6 +139,7 @@ class ResNetV2(nn.Module):
     depth: 18, 34, 50 or 101.
     attention: the attention mechanism (`Attachment`) or None.
     attention_positions: block names (e.g. 'conv3_block4'); None for the defaults.
+    pointwise: 'auto' (1x1 convolutions as matrix products on CPU, convolutions elsewhere), 'dot' or 'conv'.
     bn_axis_name: mapped axis (e.g. `nn.vmap`'s time axis) whose elements share BatchNorm batch statistics.
     dtype: compute dtype.
     param_dtype: parameter dtype.
@@ -142,6 +148,7 @@ class ResNetV2(nn.Module):
   depth: int = 50
   attention: attach.Attachment | None = None
   attention_positions: tuple[str, ...] | None = None
+  pointwise: str = "auto"
   bn_axis_name: str | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -166,7 +173,7 @@ class ResNetV2(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
     """x: [B, H, W, C_in]. Returns (post_relu [B, H/32, W/32, D], taps {block name: [B, H_s, W_s, C_s]})."""
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-    blk = dict(bn_axis_name=self.bn_axis_name, **kw)
+    blk = dict(pointwise=self.pointwise, bn_axis_name=self.bn_axis_name, **kw)
     positions = self.positions()
     where = self._where()
     kind, counts = DEPTHS[self.depth]
@@ -174,7 +181,7 @@ class ResNetV2(nn.Module):
 
     x = keras.Conv(64, (7, 7), (2, 2), ((3, 3), (3, 3)), name="conv1_conv", **kw)(x)
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # Keras pads with zeros, then max-pools 'valid'
-    x = nn.max_pool(x, (3, 3), (2, 2), padding="VALID")
+    x = max_pool(x, (3, 3), (2, 2))  # nn.max_pool's values; its gradient, computed faster on CPU
     taps = {}
     for i, (filters, n) in enumerate(zip(STACK_FILTERS, counts)):
       for j in range(n):

@@ -24,6 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
       fusion="average",            # FUSIONS key (two-stream only)
       fusion_weights=(1.0, 2.0),   # ('rgb', 'flow') for fusion='weighted'
       lift="auto",                 # 'auto' | 'vmap' | 'fold' (attn_har.models.lift)
+      pointwise="auto",            # backbone 1x1 convs: 'auto' | 'dot' | 'conv' (attn_har.layers.pointwise)
       lstm=dict(hidden=512, num_layers=3, dropout=0.5, readout="last"),
       pool=dict(hidden=128, dropout=0.0),
       svm=dict(c=1.0, max_iter=10000),  # fusion='svm': LinearSVC (Crammer & Singer) C and iterations

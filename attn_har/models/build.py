@@ -44,8 +44,10 @@ def image_classifier(m: ml_collections.ConfigDict, lifted: bool = False) -> nn.M
   if m.num_classes < 1:
     raise ValueError("config.model.num_classes is not set (train.py fills it from the data)")
   kwargs: Dict[str, Any] = dict(m.backbone_kwargs.to_dict())
-  if "alpha" in attach.field_names(lookup(BACKBONES, m.backbone, "model.backbone")):
-    kwargs.setdefault("alpha", m.alpha)
+  fields = attach.field_names(lookup(BACKBONES, m.backbone, "model.backbone"))
+  for key in ("alpha", "pointwise"):
+    if key in fields:
+      kwargs.setdefault(key, m[key])
   if lifted and lift_mode(m) == "vmap":
     kwargs["bn_axis_name"] = LIFT_AXIS
   return build_image_model(backbone=m.backbone, attention=m.attention, num_classes=m.num_classes,

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from attn_har.attention.variant import VARIANTS
+from attn_har.layers.pointwise import MODES as POINTWISE_MODES
 from attn_har.registry import check_choice, lookup
 
 # The batch keys each model.stream reads.
@@ -39,6 +40,7 @@ def check(m: ml_collections.ConfigDict) -> None:
   check_choice(VARIANTS, m.variant, "model.variant")
   lookup(DTYPES, m.dtype, "model.dtype")
   check_choice(LIFTS, m.lift, "model.lift")
+  check_choice(POINTWISE_MODES, m.pointwise, "model.pointwise")
   if m.stream != "image":
     from attn_har.models.build import TEMPORAL_MODELS  # pylint: disable=import-outside-toplevel
     from attn_har.models.fusion import FUSIONS  # pylint: disable=import-outside-toplevel
