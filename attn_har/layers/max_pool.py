@@ -1,12 +1,13 @@
-"""Max pooling whose gradient XLA:CPU computes 6x faster than autodiff's.
+"""Max pooling whose gradient XLA:CPU computes 2.7x faster than autodiff's.
 
 Autodiff of `lax.reduce_window` max gives a select-and-scatter, which XLA:CPU lowers to a reduce-window that
 carries the arg-max's indices (four int32 index arrays beside the values) and a scatter: for ResNet50V2's stem pool
-(batch 8, 112 px: [8, 114, 114, 64] -> [8, 56, 56, 64]) about 30 ms of a 400 ms train step on a 2-core CPU. Here the
-forward pass is the same `lax.reduce_window`, and the gradient is kh*kw masked, dilated copies of the output
-gradient summed in one loop: 14.1 ms -> 2.3 ms forward + backward for that pool. The gradient follows the same rule
-as autodiff's: each window's gradient goes to its first maximum in row-major order (equal values: the earliest);
-where windows overlap, their gradients add (in another order than autodiff's: float rounding).
+at batch 8 and 112 px ([8, 58, 58, 64] -> [8, 28, 28, 64]) about 31 ms of a 400 ms train step on a 2-core CPU (the
+profile in docs/speed.md). Here the forward pass is the same `lax.reduce_window`, and the gradient is kh*kw masked,
+dilated copies of the output gradient summed in one loop: forward + backward of that pool 13.2 ms -> 4.9 ms
+(`benchmarks/bench_layer_grads.py`). The gradient follows autodiff's rule: each window's gradient goes to its first
+maximum in row-major order (equal values: the earliest); where windows overlap, their gradients add (in another
+order than autodiff's: float rounding).
 """
 
 import functools
