@@ -7,12 +7,13 @@ Smoke:    python launch.py --config=configs/synthetic_cbam.py:smoke --workdir=/t
 Args:     smoke, split=N, stream=rgb|flow|two_stream, temporal=, fusion=, backbone=, store=, steps=, ...
           (see attn_har/config/video.py; the recipe: configs/_synthetic.py)
 Default:  `python launch.py` (no --config) runs this file into <cache>/runs/synthetic_cbam.
-Expected: 60 test videos (10 classes, chance 0.10), seeds 0 / 1 / 2: test top-1 two-stream 0.600 / 0.817 / 0.650
-          (mean 0.69 ± 0.11 sd; top-5 0.97), its flow stream alone 0.69 ± 0.13, its RGB stream alone 0.13 ± 0.03
-          (XLA's CPU results differ between processor types and code versions: before frames were folded into the
-          batch the seeds gave 0.600 / 0.733 / 0.683, and seed 0 0.800 in an earlier measurement).
-Runtime:  4 min 39 s wall with empty data and compilation caches (first step after 61 s, 800 steps), 2 min 41 s
-          with the compilation cache warm (first step after 19 s); hardware: 2 CPU cores (AMD EPYC), no GPU, idle.
+Expected: 60 test videos (10 classes, chance 0.10), seeds 0 / 1 / 2: test top-1 two-stream 0.633 / 0.700 / 0.750
+          (mean 0.69 ± 0.06 sd; top-5 0.98), its flow stream alone 0.70 ± 0.05, its RGB stream alone 0.16 ± 0.05
+          (XLA's CPU results differ between processor types and code versions: before the 1x1 convolutions ran as
+          matrix products the seeds gave 0.600 / 0.817 / 0.650, before frames were folded into the batch
+          0.600 / 0.733 / 0.683, and seed 0 0.800 in an earlier measurement).
+Runtime:  4 min 39 s and 5 min 8 s wall with empty data and compilation caches (first step after 58 and 66 s, 800
+          steps), 2 min 42 s with the compilation cache warm (first step after 21 s); hardware: 2 CPU cores (AMD EPYC), no GPU, idle.
 """
 
 from _synthetic import synthetic_config
