@@ -16,9 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-
-def _out_hw(x: jax.Array, window: tuple[int, int], strides: tuple[int, int]) -> tuple[int, int]:
-  return tuple((n - k) // s + 1 for n, k, s in zip(x.shape[1:3], window, strides))
+from attn_har.layers.windows import window_slice
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -35,12 +33,12 @@ def _max_pool_fwd(x, window, strides):
 def _max_pool_bwd(window, strides, residuals, g):
   """dx = sum over window offsets (i, j) of g where x[i::sh, j::sw] is the window's first maximum, placed back."""
   x, y = residuals
-  (ho, wo), (sh, sw), b, c = _out_hw(x, window, strides), strides, x.shape[0], x.shape[-1]
+  (ho, wo), (sh, sw) = y.shape[1:3], strides
   taken, dx = None, None
   zero = jnp.zeros((), g.dtype)
   for i in range(window[0]):
     for j in range(window[1]):
-      patch = lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+      patch = window_slice(x, (i, j), strides, (ho, wo))
       hit = patch == y if taken is None else (patch == y) & ~taken
       taken = hit if taken is None else taken | hit
       placed = lax.pad(jnp.where(hit, g, zero), zero,

@@ -21,16 +21,14 @@ from typing import Any, Callable, Sequence
 import jax
 from jax import lax
 
+from attn_har.layers.windows import resolve_by_backend
+
 MODES = ("auto", "dot", "conv")
 
 
 def resolve(mode: str) -> str:
   """'auto' -> 'dot' on the CPU backend, 'conv' elsewhere (unmeasured there); other names are checked and returned."""
-  if mode not in MODES:
-    raise ValueError(f"unknown pointwise mode {mode!r}; valid choices: {', '.join(MODES)}")
-  if mode == "auto":
-    return "dot" if jax.default_backend() == "cpu" else "conv"
-  return mode
+  return resolve_by_backend(mode, MODES, "dot", "conv", "pointwise mode")
 
 
 def _is_pointwise(rhs_shape: Sequence[int], window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
