@@ -1,7 +1,7 @@
 """attn_har's jitted train step against TF-Keras's `train_on_batch`, same model, side by side on this machine.
 
   .venv/bin/python benchmarks/bench_vs_keras.py [--models mobilenet_v2,resnet50_v2] [--pairs 3] [--steps 6]
-      [--tf_python .venv-bench/bin/python]
+      [--malloc default,single_arena] [--tf_python .venv-bench/bin/python]
 
 TF-Keras lives in its own environment (not a dependency of attn_har); create it once with
   python3.11 -m venv .venv-bench && .venv-bench/bin/pip install -r requirements-bench.txt
@@ -11,15 +11,18 @@ Each measurement is a child process (this file with --child jax|tf) that builds 
 step (compile + run: "first-step s"), one more warm-up step, then times --steps steps, each waited for (TF's
 `train_on_batch` returns the loss to the host each step, so attn_har's step is synchronised each step too), and
 prints JSON. The two frameworks alternate (pair i runs attn_har first when i is even, TF first when odd), so
-load from other processes hits both alike; the ratio is per pair, and the median over pairs is printed.
+load from other processes hits both alike; the ratio is per pair, and the median over pairs is printed. attn_har
+runs once per pair for each --malloc mode (`attn_har.xla_cpu`: 'default', the settings `python launch.py` uses
+unless ATTN_HAR_MALLOC says otherwise, and 'single_arena', which removes the per-step page faults of large
+activations at the price of a slower compile), each against the pair's one TF run.
 
 Models (float32, random init, synthetic batch of fixed images and labels, SGD momentum 0.9, lr 0.01,
 softmax cross-entropy on logits):
   mobilenet_v2  Keras `MobileNetV2(alpha=1.0, weights=None)` vs `build_image_model('mobilenet_v2', alpha=1.0)`
   resnet50_v2   Keras `ResNet50V2(weights=None)` vs `build_image_model('resnet50_v2')`
 Both at --size px with --classes classes. attn_har runs its real train step (`attn_har.train.steps`, donated
-state, `benchmarks/bench_train_step.time_train_step`) with the process's XLA:CPU settings from
-`attn_har.xla_cpu.configure()`; TF runs without XLA (`jit_compile=False`, its default and its fast path on CPU).
+state, `benchmarks/bench_train_step.time_train_step`) with `attn_har.xla_cpu.configure()` under ATTN_HAR_MALLOC=
+<mode>; TF runs without XLA (`jit_compile=False`, its default and its fast path on CPU).
 """
 
 import argparse
@@ -93,11 +96,12 @@ def child_tf(a) -> dict:
   return {"img_s": a.batch / seconds, "first_step_s": first_s, "backend": "tf " + tf.__version__, **_cpu_seconds()}
 
 
-def run_child(kind: str, model: str, batch: int, a, tf_python: pathlib.Path) -> dict:
+def run_child(kind: str, model: str, batch: int, a, tf_python: pathlib.Path, malloc: str = "default") -> dict:
   python = sys.executable if kind == "jax" else str(tf_python)
   cmd = [python, __file__, "--child", kind, "--models", model, "--batch", str(batch), "--size", str(a.size),
          "--steps", str(a.steps), "--classes", str(a.classes)]
-  out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+  env = {**os.environ, "ATTN_HAR_MALLOC": malloc}
+  out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=env)
   lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
   if out.returncode != 0 or not lines:
     raise RuntimeError(f"{kind} child failed (rc {out.returncode}):\n{out.stderr[-3000:]}")
@@ -112,6 +116,7 @@ def main(argv=None) -> int:
   p.add_argument("--classes", type=int, default=101)
   p.add_argument("--steps", type=int, default=6)
   p.add_argument("--pairs", type=int, default=3)
+  p.add_argument("--malloc", default="default,single_arena", help="ATTN_HAR_MALLOC modes of attn_har's runs")
   p.add_argument("--tf_python", default=str(TF_PYTHON), help="python of the TF-Keras environment")
   p.add_argument("--child", choices=("jax", "tf"), help=argparse.SUPPRESS)
   a = p.parse_args(argv)
@@ -127,20 +132,26 @@ def main(argv=None) -> int:
     return 0
   print(f"{a.size}x{a.size} px, float32, SGD momentum 0.9, {a.steps} timed steps per run, {a.pairs} pairs, "
         f"{os.cpu_count()} CPUs; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
-  print(f"{'model':<13} {'batch':>5} {'pair':>4} {'attn_har img/s':>14} {'TF img/s':>9} {'ratio':>6} "
+  modes = a.malloc.split(",")
+  print(f"{'model':<13} {'batch':>5} {'pair':>4} {'malloc':>12} {'attn_har img/s':>14} {'TF img/s':>9} {'ratio':>6} "
         f"{'first-step s (jax / tf)':>24} {'sys s (jax / tf)':>17}", flush=True)
   for model in a.models.split(","):
     batch = a.batch or DEFAULT_BATCH.get(model, 8)
-    ratios = []
+    ratios = {m: [] for m in modes}
     for i in range(a.pairs):
-      order = ("jax", "tf") if i % 2 == 0 else ("tf", "jax")
-      r = {kind: run_child(kind, model, batch, a, tf_python) for kind in order}
-      ratios.append(r["jax"]["img_s"] / r["tf"]["img_s"])
-      print(f"{model:<13} {batch:5d} {i:4d} {r['jax']['img_s']:14.1f} {r['tf']['img_s']:9.1f} {ratios[-1]:6.2f} "
-            f"{r['jax']['first_step_s']:11.1f} / {r['tf']['first_step_s']:<10.1f} "
-            f"{r['jax']['sys_s']:7.1f} / {r['tf']['sys_s']:<7.1f}", flush=True)
-    print(f"{model:<13} median attn_har / TF-Keras = {statistics.median(ratios):.2f} "
-          f"(pairs: {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+      runs = [("jax", m) for m in modes] + [("tf", "default")]
+      runs = runs if i % 2 == 0 else runs[::-1]
+      r = {(kind, m): run_child(kind, model, batch, a, tf_python, m) for kind, m in runs}
+      tf = r[("tf", "default")]
+      for m in modes:
+        jx = r[("jax", m)]
+        ratios[m].append(jx["img_s"] / tf["img_s"])
+        print(f"{model:<13} {batch:5d} {i:4d} {m:>12} {jx['img_s']:14.1f} {tf['img_s']:9.1f} {ratios[m][-1]:6.2f} "
+              f"{jx['first_step_s']:11.1f} / {tf['first_step_s']:<10.1f} "
+              f"{jx['sys_s']:7.1f} / {tf['sys_s']:<7.1f}", flush=True)
+    for m in modes:
+      print(f"{model:<13} malloc {m}: median attn_har / TF-Keras = {statistics.median(ratios[m]):.2f} "
+            f"(pairs: {', '.join(f'{x:.2f}' for x in ratios[m])})", flush=True)
   return 0
 
 

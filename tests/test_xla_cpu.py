@@ -1,4 +1,5 @@
-"""`attn_har.xla_cpu.configure` keeps a freed large block in the heap: allocating it again faults no pages."""
+"""`attn_har.xla_cpu.configure` with ATTN_HAR_MALLOC=single_arena keeps a freed large block in the heap (allocating it
+again faults no pages); by default it changes nothing."""
 
 import pathlib
 import subprocess
@@ -26,8 +27,11 @@ print(sorted(applied), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - befo
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
-@pytest.mark.parametrize("env,settings,max_faults", [("", "['M_ARENA_MAX', 'M_MMAP_MAX', 'M_TRIM_THRESHOLD']", 1000),
-                                                     ("off", "[]", None)])
+@pytest.mark.parametrize("env,settings,max_faults", [
+    ("single_arena", "['M_ARENA_MAX', 'M_MMAP_MAX', 'M_TRIM_THRESHOLD']", 1000),
+    ("on", "['M_ARENA_MAX', 'M_MMAP_MAX', 'M_TRIM_THRESHOLD']", 1000),
+    ("", "[]", None),
+    ("off", "[]", None)])
 def test_second_allocation_faults_no_pages(env, settings, max_faults):
   out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True,
                        env={"ATTN_HAR_MALLOC": env, "PATH": ""}, cwd=pathlib.Path(__file__).parents[1])
@@ -37,3 +41,10 @@ def test_second_allocation_faults_no_pages(env, settings, max_faults):
     assert int(faults) > (256 << 20) // 4096 // 2  # glibc's default: mmap and munmap each time, every page faults
   else:
     assert int(faults) < max_faults
+
+
+def test_unknown_mode_fails_naming_the_choices(monkeypatch):
+  from attn_har import xla_cpu
+  monkeypatch.setenv("ATTN_HAR_MALLOC", "single-arena")
+  with pytest.raises(ValueError, match="single_arena"):
+    xla_cpu.mode()

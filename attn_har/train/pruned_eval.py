@@ -1,4 +1,5 @@
-"""Run a function as its pruned jaxpr, one small cached program per distinct equation: fast start-up on CPU.
+"""Run a function as its pruned jaxpr, evaluated with NumPy (or one small program per distinct equation): fast
+start-up on CPU.
 
 `init_state` traces the model's forward pass to find the parameter shapes, but only its random-number code
 produces the values. Jitted as one program, XLA:CPU removes the forward pass and still compiles every parameter's
@@ -6,18 +7,25 @@ random-number code as its own kernels: for the default two-stream CBAM MobileNet
 XLA compile even at optimisation level 0, a fifth of `python launch.py`'s time to its first step.
 
 `run_pruned(fun, *args)` instead traces `fun` to a jaxpr, drops every equation no output depends on (the forward
-pass), and evaluates the rest equation by equation. Equations that differ only in their arguments' values share
-one compiled program (the default model's 2,773 remaining equations need 140: 39 `uniform` initialisers, one per
-parameter shape, plus broadcasts and multiplies), compiled one after the other (on 2 threads the default model's
-init took 9.7 s against 9.6 s: lowering holds the GIL).
+pass), and evaluates the rest, 2,773 equations for the default model:
+- first with NumPy on the host (`numpy_eval`: no compile; random primitives through jax's own threefry jaxpr):
+  default model 1.6-2.2 s with `device_put` on 2 CPU cores, of which 1.2-1.4 s tracing the model, 0.07 s checking
+  the equations (tracing the implementations of its 41 distinct random primitives), 0.2 s evaluating 2.5 M values;
+- when an equation has no NumPy rule (`numpy_eval.Unsupported`, raised before evaluating), equation by equation
+  with XLA, equations that differ only in their arguments' values sharing one compiled program (140 for the
+  default model: 39 `uniform` initialisers, one per parameter shape, plus broadcasts and multiplies): 8.3-10.8 s,
+  nearly all compiling.
 
-The outputs are bit-identical to `jax.jit(fun)(*args)` when every equation is exactly rounded arithmetic (bit
-operations, the threefry hash, +, -, *, /, sqrt, comparisons, data movement): uniform, zeros and ones initialisers,
-every parameter of the default model (tests/test_pruned_eval.py). Approximated functions are not: a normal
-initialiser's `erf_inv` evaluated in its own program differs from the fused one by up to 1 ulp (as the jitted
-init itself does between XLA optimisation levels), enough for a training run to take another path. So by default
-`run_pruned` raises `Inexact` when a live equation (or one nested in it) is in `APPROXIMATED`, and the caller keeps
-the jitted program.
+The outputs are bit-identical to `jax.jit(fun, compiler_options={"xla_backend_optimization_level": 0})(*args)`
+(train.py's fallback) when every equation is exactly rounded arithmetic (bit operations, the threefry hash, +, -,
+*, /, sqrt, comparisons, data movement): uniform, zeros and ones initialisers, every parameter of the default model
+(tests/test_pruned_eval.py), by both paths. At the default optimisation level XLA:CPU contracts a fused a * b + c
+into one FMA, and at every level its simplifier rewrites (u - 1) * 1 + m into u + (m - 1) (a uniform draw whose
+maxval - minval is 1 and minval not 0): such jitted values differ from the equations' in the last bit. Approximated
+functions differ too: a normal initialiser's `erf_inv` evaluated in its own program differs from the fused one by
+up to 1 ulp (as the jitted init itself does between XLA optimisation levels), enough for a training run to take
+another path. So by default `run_pruned` raises `Inexact` when a live equation (or one nested in it) is in
+`APPROXIMATED`, and the caller keeps the jitted program; NumPy never evaluates them.
 """
 
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
@@ -25,6 +33,8 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 import jax
 import numpy as np
 from jax.extend import core as jcore
+
+from attn_har.train import numpy_eval
 
 
 # Primitives XLA evaluates by approximation (polynomials, range reduction), whose last bit may depend on fusion.
@@ -86,21 +96,9 @@ def _equation_program(eqn: jcore.JaxprEqn) -> Tuple[Hashable, Callable, List[Any
   return key, f, avals
 
 
-def run_pruned(fun: Callable, *args, compiler_options: Optional[Dict[str, Any]] = None, exact: bool = True):
-  """fun(*args) (a pytree of arrays) computed from its pruned jaxpr (see the module docstring).
-
-  Args:
-    fun: a pure function of arrays.
-    args: its arguments (arrays or pytrees of arrays).
-    compiler_options: XLA options of those programs (`jax.jit`'s `compiler_options`).
-    exact: raise `Inexact` (before compiling anything) when the result could differ from `jax.jit(fun)(*args)`.
-  """
-  closed, out_shape = jax.make_jaxpr(fun, return_shape=True)(*args)
-  jaxpr = closed.jaxpr
-  eqns = live_equations(jaxpr)
-  approximated = primitive_names(eqns) & APPROXIMATED
-  if exact and approximated:
-    raise Inexact(f"the pruned jaxpr holds approximated functions {sorted(approximated)}")
+def _run_compiled(jaxpr: jcore.Jaxpr, consts: List[Any], args: List[Any], eqns: List[jcore.JaxprEqn],
+                  compiler_options: Optional[Dict[str, Any]]) -> List[Any]:
+  """The outputs of `jaxpr` on flat `args`, evaluating `eqns` with one compiled program per distinct equation."""
   compiled: Dict[Hashable, Any] = {}
   keys = []
   for eqn in eqns:
@@ -110,12 +108,44 @@ def run_pruned(fun: Callable, *args, compiler_options: Optional[Dict[str, Any]] 
       compiled[key] = jax.jit(f, compiler_options=compiler_options).lower(*structs).compile()
     keys.append(key)
 
-  env: Dict[jcore.Var, Any] = dict(zip(jaxpr.constvars, closed.consts))
-  env.update(zip(jaxpr.invars, jax.tree.leaves(args)))
+  env: Dict[jcore.Var, Any] = dict(zip(jaxpr.constvars, consts))
+  env.update(zip(jaxpr.invars, args))
   read = lambda v: np.asarray(v.val, v.aval.dtype) if isinstance(v, jcore.Literal) else env[v]
   for eqn, key in zip(eqns, keys):
     outs = compiled[key](*map(read, eqn.invars))
     for v, x in zip(eqn.outvars, outs):
       if not isinstance(v, jcore.DropVar):
         env[v] = x
-  return jax.tree.unflatten(jax.tree.structure(out_shape), [read(v) for v in jaxpr.outvars])
+  return [read(v) for v in jaxpr.outvars]
+
+
+def run_pruned(fun: Callable, *args, compiler_options: Optional[Dict[str, Any]] = None, exact: bool = True,
+               use_numpy: bool = True, return_how: bool = False):
+  """fun(*args) (a pytree of arrays) computed from its pruned jaxpr (see the module docstring).
+
+  Args:
+    fun: a pure function of arrays.
+    args: its arguments (arrays or pytrees of arrays).
+    compiler_options: XLA options of the per-equation programs (`jax.jit`'s `compiler_options`).
+    exact: raise `Inexact` (before compiling anything) when the result could differ from `jax.jit(fun)(*args)`.
+    use_numpy: try `numpy_eval` first (NumPy arrays, key arrays for key outputs); on `numpy_eval.Unsupported`, or
+      when False, compile the distinct equations (jax arrays).
+    return_how: return (outputs, how), how = 'numpy' or 'compiled': the path that computed them.
+  """
+  closed, out_shape = jax.make_jaxpr(fun, return_shape=True)(*args)
+  jaxpr = closed.jaxpr
+  eqns = live_equations(jaxpr)
+  approximated = primitive_names(eqns) & APPROXIMATED
+  if exact and approximated:
+    raise Inexact(f"the pruned jaxpr holds approximated functions {sorted(approximated)}")
+  flat_args = jax.tree.leaves(args)
+  outs, how = None, "compiled"
+  if use_numpy:
+    try:
+      outs, how = numpy_eval.evaluate(jaxpr, closed.consts, flat_args, eqns), "numpy"
+    except numpy_eval.Unsupported:
+      pass
+  if outs is None:
+    outs = _run_compiled(jaxpr, closed.consts, flat_args, eqns, compiler_options)
+  tree = jax.tree.unflatten(jax.tree.structure(out_shape), outs)
+  return (tree, how) if return_how else tree

@@ -15,7 +15,8 @@ results.json's 'timing' records the time to this run's first finished training s
 tracing and compiling (or loading programs from the persistent compilation cache and the program cache, see
 `attn_har.compile_cache`, which `launch.py` enables), and whether each step was 'loaded' from the program cache,
 'exported' into it or plain 'jit' (`attn_har.train.program_cache`), and how the initial state was computed
-('pruned': `attn_har.train.pruned_eval`; 'jit': an approximated initialiser, or several processes).
+('numpy' or 'compiled': the pruned jaxpr, `attn_har.train.pruned_eval`; 'jit': an approximated initialiser, or
+several processes).
 """
 
 import json
@@ -64,13 +65,15 @@ def _init_sources(config: ml_collections.ConfigDict):
 
 
 def _initial_state(init_fn, rng, repl) -> tuple[Dict[str, Any], str]:
-  """(init_fn(rng) replicated by `repl`, how it ran). One process: the pruned jaxpr evaluated equation by equation
-  (`pruned_eval`: 9 s instead of 21 s for the default model, bit-identical values) unless an initialiser is
-  approximated (a normal one's erf_inv) or there are several processes: then one jitted program, compiled without
-  XLA's backend optimisations since it runs once."""
+  """(init_fn(rng) replicated by `repl`, how it ran). One process: the pruned jaxpr evaluated with NumPy ('numpy':
+  about 2 s instead of 21 s for the default model's one jitted program, bit-identical values) or, where NumPy has no
+  rule, one small program per distinct equation ('compiled', about 9 s); see `pruned_eval`. An approximated
+  initialiser (a normal one's erf_inv) or several processes: one jitted program ('jit'), compiled without XLA's
+  backend optimisations since it runs once."""
   if jax.process_count() == 1:
     try:
-      return jax.device_put(pruned_eval.run_pruned(init_fn, rng, compiler_options=FAST_COMPILE), repl), "pruned"
+      state, how = pruned_eval.run_pruned(init_fn, rng, compiler_options=FAST_COMPILE, return_how=True)
+      return jax.device_put(state, repl), how
     except pruned_eval.Inexact:
       pass
   return jax.jit(init_fn, out_shardings=repl, compiler_options=FAST_COMPILE)(rng), "jit"
