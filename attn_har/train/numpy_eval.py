@@ -418,7 +418,8 @@ def _iota_2x32_shape(eqn):
 _EXPANSIONS: Dict[Any, Tuple[jcore.Jaxpr, List[np.ndarray]]] = {}
 
 
-def _hashable(value: Any) -> Any:
+def hashable(value: Any) -> Any:
+  """value when hashable (compared by value), else its identity (the jaxpr keeps it alive while it is used)."""
   try:
     hash(value)
     return value
@@ -450,7 +451,7 @@ def _impl_function(eqn) -> Callable:
 def expansion(eqn) -> Tuple[jcore.Jaxpr, List[np.ndarray]]:
   """(jaxpr, consts) of jax's implementation of random primitive `eqn` on raw key data (cached)."""
   avals = [v.aval for v in eqn.invars]
-  key = (eqn.primitive.name, tuple((k, _hashable(v)) for k, v in sorted(eqn.params.items())),
+  key = (eqn.primitive.name, tuple((k, hashable(v)) for k, v in sorted(eqn.params.items())),
          tuple(map(str, avals)), bool(jax.config.jax_threefry_partitionable), bool(jax.config.jax_enable_x64))
   hit = _EXPANSIONS.get(key)
   if hit is None:

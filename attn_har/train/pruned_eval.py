@@ -59,15 +59,6 @@ def primitive_names(eqns: List[jcore.JaxprEqn]) -> set:
   return names
 
 
-def _hashable(value: Any) -> Hashable:
-  """value when hashable (compared by value), else its identity (the jaxpr keeps it alive while it is used)."""
-  try:
-    hash(value)
-    return value
-  except TypeError:
-    return ("id", id(value))
-
-
 def live_equations(jaxpr: jcore.Jaxpr) -> List[jcore.JaxprEqn]:
   """The equations of `jaxpr` that an output depends on, or that have effects, in order."""
   needed = {v for v in jaxpr.outvars if isinstance(v, jcore.Var)}
@@ -92,7 +83,7 @@ def _equation_program(eqn: jcore.JaxprEqn) -> Tuple[Hashable, Callable, List[Any
     return list(out) if prim.multiple_results else [out]
 
   avals = [v.aval for v in eqn.invars]
-  key = (prim.name, tuple((k, _hashable(v)) for k, v in sorted(eqn.params.items())), tuple(map(str, avals)))
+  key = (prim.name, tuple((k, numpy_eval.hashable(v)) for k, v in sorted(eqn.params.items())), tuple(map(str, avals)))
   return key, f, avals
 
 
