@@ -28,20 +28,27 @@ try:
 except ImportError:   # older jax
   from jax._src import prng as _prng
 
-__all__ = ["Unsupported", "check", "evaluate", "evaluate_closed", "hashable", "supported_primitives", "threefry2x32"]
+__all__ = ["Unsupported", "check", "equation_key", "evaluate", "evaluate_closed", "supported_primitives",
+           "threefry2x32"]
 
 # ----------------------------------------------------------------------------------------------- random primitives
 
 _EXPANSIONS: Dict[Any, Tuple[jcore.Jaxpr, List[np.ndarray]]] = {}
 
 
-def hashable(value: Any) -> Any:
+def _hashable(value: Any) -> Any:
   """value when hashable (compared by value), else its identity (the jaxpr keeps it alive while it is used)."""
   try:
     hash(value)
     return value
   except TypeError:
     return ("id", id(value))
+
+
+def equation_key(eqn: jcore.JaxprEqn) -> tuple:
+  """(primitive name, parameters, input types): equal keys compute the same function of the inputs' values."""
+  return (eqn.primitive.name, tuple((k, _hashable(v)) for k, v in sorted(eqn.params.items())),
+          tuple(str(v.aval) for v in eqn.invars))
 
 
 def _struct(aval) -> jax.ShapeDtypeStruct:
@@ -67,12 +74,10 @@ def _impl_function(eqn) -> Callable:
 
 def expansion(eqn) -> Tuple[jcore.Jaxpr, List[np.ndarray]]:
   """(jaxpr, consts) of jax's implementation of random primitive `eqn` on raw key data (cached)."""
-  avals = [v.aval for v in eqn.invars]
-  key = (eqn.primitive.name, tuple((k, hashable(v)) for k, v in sorted(eqn.params.items())),
-         tuple(map(str, avals)), bool(jax.config.jax_threefry_partitionable), bool(jax.config.jax_enable_x64))
+  key = equation_key(eqn) + (bool(jax.config.jax_threefry_partitionable), bool(jax.config.jax_enable_x64))
   hit = _EXPANSIONS.get(key)
   if hit is None:
-    closed = jax.make_jaxpr(_impl_function(eqn))(*map(_struct, avals))
+    closed = jax.make_jaxpr(_impl_function(eqn))(*(_struct(v.aval) for v in eqn.invars))
     hit = _EXPANSIONS[key] = (closed.jaxpr, [to_host(c) for c in closed.consts])
   return hit
 

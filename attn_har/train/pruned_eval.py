@@ -83,8 +83,7 @@ def _equation_program(eqn: jcore.JaxprEqn) -> Tuple[Hashable, Callable, List[Any
     return list(out) if prim.multiple_results else [out]
 
   avals = [v.aval for v in eqn.invars]
-  key = (prim.name, tuple((k, numpy_eval.hashable(v)) for k, v in sorted(eqn.params.items())), tuple(map(str, avals)))
-  return key, f, avals
+  return numpy_eval.equation_key(eqn), f, avals
 
 
 def _run_compiled(jaxpr: jcore.Jaxpr, consts: List[Any], args: List[Any], eqns: List[jcore.JaxprEqn],
