@@ -46,6 +46,35 @@ def test_exported_then_loaded_gives_the_plain_jit_outputs(tmp_path):
   assert list(tmp_path.glob(f"*{program_cache.SUFFIX}")) == [entry]
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_compiled_ahead_from_shapes_the_first_call_neither_traces_nor_compiles(tmp_path, use_cache):
+  state, x = _args()
+  x = jax.device_put(x, jax.devices()[0])   # placed, as the loaders place batches
+  abstract_x = jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+  step = _cached(tmp_path if use_cache else None)
+  step.compile_ahead(state, abstract_x)
+  assert step.source == ("exported" if use_cache else "jit")
+  events = []
+  listener = lambda event, seconds, **_: events.append(event)
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    out = step(state, x)
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert not set(events) & set(compile_cache.COMPILE_EVENTS)
+  _same(out, jax.jit(_step)(*_args()))
+
+
+def test_compiled_ahead_for_other_shapes_the_first_call_warns_and_builds_its_own(tmp_path):
+  state, x = _args()
+  step = _cached(tmp_path)
+  step.compile_ahead(state, jax.ShapeDtypeStruct((1, 4), x.dtype))
+  with pytest.warns(RuntimeWarning, match="compiled ahead for other input shapes"):
+    out = step(state, x)
+  _same(out, jax.jit(_step)(*_args()))
+  assert len(list(tmp_path.glob(f"*{program_cache.SUFFIX}"))) == 2
+
+
 def test_key_follows_fingerprint_and_input_types(tmp_path):
   state, x = _args()
   k = program_cache.program_key("step", "f1", (state, x))

@@ -46,10 +46,37 @@ def preprocess_command(c: ml_collections.ConfigDict, store: pathlib.Path) -> str
           f"--size {c.store_size} {c.store_size}")
 
 
-def prepare_store(config: ml_collections.ConfigDict, log=print) -> pathlib.Path:
-  """Returns the clip-store directory for a video config, building it for a generated dataset."""
+def _store_of(c: ml_collections.ConfigDict) -> pathlib.Path:
+  return pathlib.Path(c.store).expanduser() if c.store else default_store(c)
+
+
+def classes_of_store_to_generate(config: ml_collections.ConfigDict) -> Optional[List[str]]:
+  """The class names of the store this run will generate, known from the config before it exists (a generated
+  video dataset whose store is missing); None when the store exists, is read from raw files, or for images."""
   c = config.data
-  store = pathlib.Path(c.store).expanduser() if c.store else default_store(c)
+  if config.model.stream == "image" or (_store_of(c) / "manifest.json").is_file():
+    return None
+  cls = lookup(datasets.DATASETS, c.dataset, "data.dataset")
+  return list(cls.from_config(c).classes) if cls.generated else None
+
+
+def train_batch_spec(config: ml_collections.ConfigDict, batch_size: int, sharding: Any = None) -> Dict[str, Any]:
+  """`jax.ShapeDtypeStruct`s (with `sharding`) of a video config's training batches (`train_loader`): the model's
+  streams [B, T, S, S, C] float32 (`sample_batch`'s shapes), 'label' and 'index' [B] int32."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from attn_har.models.build import sample_batch  # pylint: disable=import-outside-toplevel
+  streams = jax.eval_shape(lambda: sample_batch(config, batch_size))
+  spec = {k: (v.shape, v.dtype) for k, v in streams.items()}
+  spec.update(label=((batch_size,), np.int32), index=((batch_size,), np.int32))
+  return {k: jax.ShapeDtypeStruct(shape, dtype, sharding=sharding) for k, (shape, dtype) in spec.items()}
+
+
+def prepare_store(config: ml_collections.ConfigDict, log=print, build_workers: Optional[int] = None) -> pathlib.Path:
+  """Returns the clip-store directory for a video config, building it for a generated dataset (`build_workers`
+  spawned processes; default `data.workers`, 0 = one per CPU)."""
+  c = config.data
+  store = _store_of(c)
   if (store / "manifest.json").is_file():
     return store
   cls = lookup(datasets.DATASETS, c.dataset, "data.dataset")
@@ -57,8 +84,8 @@ def prepare_store(config: ml_collections.ConfigDict, log=print) -> pathlib.Path:
     source = cls.from_config(c)
     settings = store_settings(source, flow_method=c.flow_method, stacking_mode=c.stacking,
                               length=int(c.flow_length), pairing=datasets.pairing_of(c))
-    workers = c.workers or (os.cpu_count() or 1)
-    log(f"generating the {c.dataset} dataset into {store} ({len(source.clips)} clips, {workers} workers)")
+    workers = build_workers or c.workers or (os.cpu_count() or 1)
+    log(f"generating the {c.dataset} dataset into {store} ({len(source.clips)} clips, {workers} worker{'s' if workers != 1 else ''})")
     result = build_store(source, settings, store, workers=workers, progress=False)
     if not result.interrupted:
       log(result.summary())
@@ -210,7 +237,8 @@ class RunData:
     location: the store (video) or dataset root (image), for the record.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path, log=print):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path, log=print,
+               build_workers: Optional[int] = None):
     self.config = config
     c = config.data
     if config.model.stream == "image":
@@ -237,7 +265,7 @@ class RunData:
       self.location = root or tfds_dir
       self.store = None
     else:
-      store = prepare_store(config, log=log)
+      store = prepare_store(config, log=log, build_workers=build_workers)
       self.store = split_store(store, c.split, c.val_fraction, workdir)
       self.classes = list(store_lib.ClipStore(self.store).classes)
       self.num_classes = len(self.classes)

@@ -138,6 +138,7 @@ class CachedJit:
     self._jit_kwargs = dict(donate_argnums=donate_argnums, out_shardings=out_shardings,
                             compiler_options=compiler_options)
     self._jitted = None
+    self._ahead = None   # input shapes of `compile_ahead`, until the first call
     self.source = None   # 'loaded' | 'exported' | 'jit' after the first call
 
   def _plain(self, why: str = ""):
@@ -175,10 +176,30 @@ class CachedJit:
     call.__name__ = call.__qualname__ = self.name
     return jax.jit(call, **self._jit_kwargs)
 
+  def compile_ahead(self, *args) -> None:
+    """Builds (or loads) and XLA-compiles the program for `args` now: arrays, or `jax.ShapeDtypeStruct`s with the
+    shardings (and placement) the calls will pass. A first call of that signature runs it without tracing or
+    compiling again (`jax.jit`'s own caches); a first call of other shapes warns and builds its own program."""
+    if self._jitted is None:
+      self._jitted = self._build(args)
+      self._ahead = _shapes(args)
+    self._jitted.lower(*args).compile()
+
   def __call__(self, *args):
+    if self._ahead is not None:
+      if _shapes(args) != self._ahead:
+        warnings.warn(f"program cache: {self.name} was compiled ahead for other input shapes; building it for "
+                      f"those of its first call", RuntimeWarning)
+        self._jitted = self._build(args)
+      self._ahead = None
     if self._jitted is None:
       self._jitted = self._build(args)
     return self._jitted(*args)
+
+
+def _shapes(args) -> tuple:
+  leaves, tree = jax.tree.flatten(tuple(args))
+  return tree, [(tuple(x.shape), str(x.dtype)) for x in leaves]
 
 
 def cached_jit(fun: Callable, *, name: str, fingerprint: str, donate_argnums=(), out_shardings=None,
