@@ -21,7 +21,7 @@ import sys
 
 from attn_har import xla_cpu
 
-xla_cpu.configure()  # before jax is imported: glibc malloc settings if ATTN_HAR_MALLOC asks (attn_har.xla_cpu)
+xla_cpu.configure()  # before jax starts: malloc and CPU dispatch settings (attn_har.xla_cpu, ATTN_HAR_MALLOC)
 
 from attn_har.config.loader import DEFAULT_CONFIG, load_config, split_spec  # noqa: E402
 from attn_har.config.paths import default_workdir  # noqa: E402

@@ -1,29 +1,36 @@
-"""Optional process setting for long XLA:CPU training runs of large models: keep the step's temporaries mapped.
+"""Process settings for XLA:CPU training: keep each step's temporaries mapped instead of faulting them in again.
 
-XLA:CPU's worker threads allocate each execution's temporaries and free them when the step ends (MobileNetV2
-alpha 1.0, 112 px, batch 16: a 590 MiB block). A thread arena of glibc's malloc cannot hold a block that large and
-serves it with a fresh `mmap` whatever M_MMAP_MAX says, returning it with `munmap`, so every step page-faults its
-working set in again: about 90,000 faults per step for that model on a 2-core CPU. ATTN_HAR_MALLOC=single_arena
-makes `configure()` set, through `mallopt`:
+XLA:CPU allocates each execution's temporaries as one block and frees it when the step ends (MobileNetV2 alpha
+1.0, 112 px, batch 16: a 590 MiB block). With jax's asynchronous CPU dispatch the block is allocated by an XLA
+worker thread; a thread arena of glibc's malloc cannot hold a block that large and serves it with a fresh `mmap`
+whatever M_MMAP_MAX says, returning it with `munmap`, so every step page-faults its working set in again: about
+90,000 faults per step for that model on a 2-core CPU, 32,000 for the default `python launch.py` model.
+`configure()` (ATTN_HAR_MALLOC selects the mode):
 
-  M_ARENA_MAX 1        every thread allocates from the main arena, which grows with brk instead of mmap
-  M_MMAP_MAX 0         no mmap for large blocks
-  M_TRIM_THRESHOLD     never give the top of the heap back to the OS
+  'default'       glibc's M_MMAP_MAX 0 (no mmap for large blocks) and M_TRIM_THRESHOLD 2^31-1 (never give the
+                  top of the heap back), and jax's `jax_cpu_enable_async_dispatch` False: a computation then runs
+                  inline from the calling thread, which allocates the block from glibc's main arena (grown with
+                  brk); the block one step frees is reused by the next. 0 faults per step, and XLA's compiler
+                  threads keep their own arenas.
+  'single_arena'  the same two glibc settings and M_ARENA_MAX 1 (every thread on the main arena), with jax's
+                  asynchronous dispatch: also 0 faults, but XLA's compiler threads queue for the one arena's lock.
+  'off'           nothing: glibc's and jax's defaults.
 
-so the block freed by one step is reused by the next: 0 page faults, and the process keeps its peak heap.
+Alternating processes on a 2-core CPU (jax 0.10.2, 2026-11-30), compile and step time, page faults per step:
 
-It is off by default because the one arena is a lock that XLA's compiler threads queue for. Alternating processes
-on a 2-core CPU (jax 0.10.2, 2026-11-30): MobileNetV2 alpha 1.0 at 112 px, batch 16, steps in 174-223 ms with it
-against 235-252 ms without (6 and 3 processes), but compiles in 12.4-15.0 s against 9.2-10.0 s; the default
-`python launch.py` model's train step runs equally fast either way (100-149 ms against 97-134 ms, although it
-faults 32,000 pages per step without) and compiles in 31.7-39.6 s against 24.2-31.2 s (6 and 6 processes). So it
-pays for long runs of models with large activations and costs start-up otherwise. Two arenas (M_ARENA_MAX 2) gave
-0 faults in some processes and 32,000 per step in others (which arena a thread gets is glibc's round-robin choice
-at its first allocation); with no arena limit, M_MMAP_MAX and M_TRIM_THRESHOLD alone change nothing.
+  model                                            'default'            'single_arena'       'off'
+  MobileNetV2 alpha 1.0, 112 px, batch 16          9.4 s, 141-195 ms, 0  14.1 s, 169-201 ms, 0  9.0 s, 235 ms, 86,000
+  ResNet50V2, 112 px, batch 8                      6.0 s, 343-352 ms, 0  8.0 s, 410 ms, 0       6.1 s, 411 ms, 60,000
+  default `python launch.py` train step            25.8 s, 74 ms, 0      31.7-39.6 s, 100-149 ms  24.2-31.2 s, 97-134 ms
 
-Call it before jax (or anything starting threads) is imported: later, threads already own their arenas and keep
-them. `launch.py`, `analyze.py`, `study.py` and the benchmarks call it on their first lines. It does nothing off
-glibc (macOS, musl).
+The values computed are the same in every mode (the same programs run; only where their memory comes from and
+which thread starts them change). Synchronous dispatch means the Python thread waits for each step; the data
+loaders prefetch in their own threads, so a training loop loses nothing. It applies to computations on one CPU
+device; it does not touch GPU backends.
+
+Call it before jax (or anything starting threads) creates its CPU backend: later, threads already own their
+arenas and the backend has read its dispatch setting. `launch.py`, `analyze.py`, `study.py` and the benchmarks
+call it on their first lines. Its glibc part does nothing off glibc (macOS, musl).
 """
 
 import ctypes
@@ -34,34 +41,28 @@ from typing import Dict
 ENV = "ATTN_HAR_MALLOC"
 # glibc's mallopt parameter numbers (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
-SETTINGS = {"M_ARENA_MAX": (M_ARENA_MAX, 1), "M_MMAP_MAX": (M_MMAP_MAX, 0),
-            "M_TRIM_THRESHOLD": (M_TRIM_THRESHOLD, 2**31 - 1)}
+REUSE = {"M_MMAP_MAX": (M_MMAP_MAX, 0), "M_TRIM_THRESHOLD": (M_TRIM_THRESHOLD, 2**31 - 1)}
+SETTINGS = {"default": REUSE, "single_arena": {"M_ARENA_MAX": (M_ARENA_MAX, 1), **REUSE}, "off": {}}
+MODES = tuple(SETTINGS)
+SYNC_FLAG = "jax_cpu_enable_async_dispatch"
 
 _applied: Dict[str, int] = {}
 
 
-MODES = ("default", "single_arena")
-
-
 def mode() -> str:
-  """The mode ATTN_HAR_MALLOC asks for: 'single_arena' (also 'on', '1'), or 'default' (unset, empty, 'off', '0');
-  anything else raises ValueError."""
+  """The mode ATTN_HAR_MALLOC asks for: 'default' (also unset or empty), 'single_arena' (also 'on', '1') or 'off'
+  (also '0'); anything else raises ValueError."""
   value = os.environ.get(ENV, "").strip().lower()
-  if value in ("", "default", "off", "0", "false", "no"):
-    return "default"
-  if value in ("on", "1", "true", "yes"):
-    return "single_arena"
+  value = {"": "default", "on": "single_arena", "1": "single_arena", "true": "single_arena", "yes": "single_arena",
+           "0": "off", "false": "off", "no": "off"}.get(value, value)
   if value not in MODES:
     raise ValueError(f"{ENV}={value!r}; valid values: {', '.join(MODES)} (unset = default)")
   return value
 
 
-def configure() -> Dict[str, int]:
-  """Applies `SETTINGS` with glibc's `mallopt` once per process when ATTN_HAR_MALLOC=single_arena; returns
-  {name: value} of those applied ({} by default, off Linux, or without glibc)."""
-  if _applied or mode() == "default":
-    return dict(_applied)
-  if not sys.platform.startswith("linux"):
+def _mallopt(settings: Dict[str, tuple]) -> Dict[str, int]:
+  """Applies glibc `mallopt` settings; returns those applied ({} off Linux or without glibc)."""
+  if not settings or not sys.platform.startswith("linux"):
     return {}
   try:
     libc = ctypes.CDLL(None)
@@ -70,7 +71,18 @@ def configure() -> Dict[str, int]:
   except (OSError, AttributeError):
     return {}
   mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-  for name, (param, value) in SETTINGS.items():
-    if mallopt(param, value) == 1:
-      _applied[name] = value
+  return {name: value for name, (param, value) in settings.items() if mallopt(param, value) == 1}
+
+
+def configure() -> Dict[str, int]:
+  """Applies the ATTN_HAR_MALLOC mode's settings once per process; returns {name: value} of those applied (the
+  glibc parameters, and SYNC_FLAG: 0 when jax's CPU dispatch was made synchronous)."""
+  if _applied:
+    return dict(_applied)
+  m = mode()
+  _applied.update(_mallopt(SETTINGS[m]))
+  if m == "default":
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.config.update(SYNC_FLAG, False)
+    _applied[SYNC_FLAG] = 0
   return dict(_applied)

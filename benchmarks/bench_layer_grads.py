@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from attn_har import xla_cpu  # noqa: E402
 
-xla_cpu.configure()  # before jax: glibc malloc settings if ATTN_HAR_MALLOC asks (attn_har.xla_cpu)
+xla_cpu.configure()  # before jax starts: malloc and CPU dispatch settings (attn_har.xla_cpu, ATTN_HAR_MALLOC)
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402

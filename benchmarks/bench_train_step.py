@@ -13,7 +13,7 @@ import time
 
 from attn_har import xla_cpu
 
-xla_cpu.configure()  # before jax: glibc malloc settings if ATTN_HAR_MALLOC asks (attn_har.xla_cpu)
+xla_cpu.configure()  # before jax starts: malloc and CPU dispatch settings (attn_har.xla_cpu, ATTN_HAR_MALLOC)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

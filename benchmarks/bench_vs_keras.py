@@ -1,7 +1,7 @@
 """attn_har's jitted train step against TF-Keras's `train_on_batch`, same model, side by side on this machine.
 
   .venv/bin/python benchmarks/bench_vs_keras.py [--models mobilenet_v2,resnet50_v2] [--pairs 3] [--steps 6]
-      [--malloc default,single_arena] [--tf_python .venv-bench/bin/python]
+      [--malloc default,off] [--tf_python .venv-bench/bin/python]
 
 TF-Keras lives in its own environment (not a dependency of attn_har); create it once with
   python3.11 -m venv .venv-bench && .venv-bench/bin/pip install -r requirements-bench.txt
@@ -13,8 +13,9 @@ step (compile + run: "first-step s"), one more warm-up step, then times --steps 
 prints JSON. The two frameworks alternate (pair i runs attn_har first when i is even, TF first when odd), so
 load from other processes hits both alike; the ratio is per pair, and the median over pairs is printed. attn_har
 runs once per pair for each --malloc mode (`attn_har.xla_cpu`: 'default', the settings `python launch.py` uses
-unless ATTN_HAR_MALLOC says otherwise, and 'single_arena', which removes the per-step page faults of large
-activations at the price of a slower compile), each against the pair's one TF run.
+unless ATTN_HAR_MALLOC says otherwise: synchronous CPU dispatch and glibc settings that keep each step's
+temporaries mapped; 'off', glibc's and jax's defaults, which fault them in again every step; or 'single_arena'),
+each against the pair's one TF run.
 
 Models (float32, random init, synthetic batch of fixed images and labels, SGD momentum 0.9, lr 0.01,
 softmax cross-entropy on logits):
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
   p.add_argument("--classes", type=int, default=101)
   p.add_argument("--steps", type=int, default=6)
   p.add_argument("--pairs", type=int, default=3)
-  p.add_argument("--malloc", default="default,single_arena", help="ATTN_HAR_MALLOC modes of attn_har's runs")
+  p.add_argument("--malloc", default="default,off", help="ATTN_HAR_MALLOC modes of attn_har's runs")
   p.add_argument("--tf_python", default=str(TF_PYTHON), help="python of the TF-Keras environment")
   p.add_argument("--child", choices=("jax", "tf"), help=argparse.SUPPRESS)
   a = p.parse_args(argv)

@@ -85,7 +85,8 @@ def prepare_store(config: ml_collections.ConfigDict, log=print, build_workers: O
     settings = store_settings(source, flow_method=c.flow_method, stacking_mode=c.stacking,
                               length=int(c.flow_length), pairing=datasets.pairing_of(c))
     workers = build_workers or c.workers or (os.cpu_count() or 1)
-    log(f"generating the {c.dataset} dataset into {store} ({len(source.clips)} clips, {workers} worker{'s' if workers != 1 else ''})")
+    plural = "s" if workers != 1 else ""
+    log(f"generating the {c.dataset} dataset into {store} ({len(source.clips)} clips, {workers} worker{plural})")
     result = build_store(source, settings, store, workers=workers, progress=False)
     if not result.interrupted:
       log(result.summary())
