@@ -18,10 +18,10 @@ whatever M_MMAP_MAX says, returning it with `munmap`, so every step page-faults 
 
 Alternating processes on a 2-core CPU (jax 0.10.2, 2026-11-30), compile and step time, page faults per step:
 
-  model                                            'default'            'single_arena'       'off'
-  MobileNetV2 alpha 1.0, 112 px, batch 16          9.4 s, 141-195 ms, 0  14.1 s, 169-201 ms, 0  9.0 s, 235 ms, 86,000
-  ResNet50V2, 112 px, batch 8                      6.0 s, 343-352 ms, 0  8.0 s, 410 ms, 0       6.1 s, 411 ms, 60,000
-  default `python launch.py` train step            25.8 s, 74 ms, 0      31.7-39.6 s, 100-149 ms  24.2-31.2 s, 97-134 ms
+  model                                  'default'                  'single_arena'           'off'
+  MobileNetV2 alpha 1.0, 112 px, batch 16  9.4-9.6 s, 141-195 ms, 0  14.1-14.7 s, 169-201 ms  9.0-9.6 s, 235 ms, 86,000
+  ResNet50V2, 112 px, batch 8              6.0-6.5 s, 343-352 ms, 0  8.0 s, 410 ms, 0         6.1 s, 411 ms, 60,000
+  default `python launch.py` train step  25.8-27.1 s, 74-76 ms, 0  31.7-39.6 s, 100-149 ms  26.2-27.5 s, 101-131 ms
 
 The values computed are the same in every mode (the same programs run; only where their memory comes from and
 which thread starts them change). Synchronous dispatch means the Python thread waits for each step; the data

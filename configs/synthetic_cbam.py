@@ -12,9 +12,9 @@ Expected: 60 test videos (10 classes, chance 0.10), seeds 0 / 1 / 2: test top-1 
           (XLA's CPU results differ between processor types and code versions: before the 1x1 convolutions ran as
           matrix products the seeds gave 0.600 / 0.817 / 0.650, before frames were folded into the batch
           0.600 / 0.733 / 0.683, and seed 0 0.800 in an earlier measurement).
-Runtime:  3 min 23 s to 4 min 0 s wall with empty data and compilation caches (first step after 46-49 s, 800
-          steps), 2 min 44 s with the compilation cache warm (first step after 15.6 s); hardware: 2 CPU cores (AMD
-          EPYC), no GPU, idle.
+Runtime:  2 min 58 s and 3 min 0 s wall with empty data and compilation caches (first step after 42-43 s, 800
+          steps); with the compilation cache warm 2 min 44 s before synchronous CPU dispatch (attn_har/xla_cpu.py)
+          made the steps faster (first step after 15.6 s); hardware: 2 CPU cores (AMD EPYC), no GPU, idle.
 """
 
 from _synthetic import synthetic_config

@@ -14,7 +14,7 @@
 
 A store the run generates (the default synthetic set's first run) is built in a thread, one spawned process,
 while the train step is traced and compiled for the batch shapes the loader will give (`train_batch_spec`):
-the first step of `python launch.py` with empty caches came 4 s sooner (43.2 s against 47.2 s, one run each).
+the first step of `python launch.py` with empty caches came 2.0 s sooner (three alternating pairs, steps=2).
 results.json's 'timing' records the time to this run's first finished training step and the seconds spent
 tracing and compiling (or loading programs from the persistent compilation cache and the program cache, see
 `attn_har.compile_cache`, which `launch.py` enables), and whether each step was 'loaded' from the program cache,
