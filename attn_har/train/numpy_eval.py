@@ -21,7 +21,8 @@ import numpy as np
 from jax.extend import core as jcore
 
 from attn_har.train.numpy_rules import (DTYPES, FLOAT_ONLY, NOT_FLOAT, RULES, Unsupported, from_host, is_key,
-                                        literal, physical_aval, rule, supported_primitives, threefry2x32, to_host)
+                                        literal, physical_aval, rule, supported_primitives, to_host)
+from attn_har.train.numpy_threefry import threefry2x32
 
 try:
   from jax._src.random import prng as _prng

@@ -1,7 +1,7 @@
 """NumPy rules for the primitives `numpy_eval` evaluates, bit-identical to XLA:CPU; values and types.
 
 Values are NumPy arrays; a typed PRNG key array of shape S is held as its raw key data, shape (*S, *key_shape)
-(uint32 (*S, 2) for threefry). `threefry2x32` is the 20-round hash on uint32.
+(uint32 (*S, 2) for threefry). The threefry hash itself is in `numpy_threefry`.
 
 Only exactly rounded operations have rules: integer and bit operations, float +, -, *, /, sqrt, max, min,
 comparisons, conversions and data movement. They follow XLA:CPU's semantics where NumPy's differ: float max / min
@@ -20,6 +20,8 @@ import jax
 import numpy as np
 from jax._src import core as _core
 from jax.extend import core as jcore
+
+from attn_har.train.numpy_threefry import iota_2x32_shape, threefry2x32
 
 
 class Unsupported(NotImplementedError):
@@ -359,42 +361,9 @@ rule("reduce_xor", kind="int")(_reduction(np.bitwise_xor, lambda dt: dt.type(0))
 
 # ----------------------------------------------------------------------------------------------- threefry
 
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def threefry2x32(k1, k2, x1, x2) -> Tuple[np.ndarray, np.ndarray]:
-  """The Threefry-2x32 hash (20 rounds) of counts (x1, x2) under key (k1, k2), broadcast together: uint32 pair."""
-  k1, k2, x1, x2 = (np.asarray(a, np.uint32) for a in (k1, k2, x1, x2))
-  shape = np.broadcast_shapes(k1.shape, k2.shape, x1.shape, x2.shape)
-  work = shape or (1,)
-  ks = [k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA)]
-  x = [np.array(np.broadcast_to(x1 + ks[0], work)), np.array(np.broadcast_to(x2 + ks[1], work))]
-  tmp = np.empty(work, np.uint32)
-  for i in range(5):
-    for r in _ROTATIONS[i % 2]:
-      np.add(x[0], x[1], out=x[0])
-      np.left_shift(x[1], np.uint32(r), out=tmp)
-      np.right_shift(x[1], np.uint32(32 - r), out=x[1])
-      np.bitwise_or(x[1], tmp, out=x[1])
-      np.bitwise_xor(x[1], x[0], out=x[1])
-    np.add(x[0], ks[(i + 1) % 3], out=x[0])
-    np.add(x[1], ks[(i + 2) % 3], out=x[1])
-    np.add(x[1], np.uint32(i + 1), out=x[1])
-  return x[0].reshape(shape), x[1].reshape(shape)
-
-
 @rule("threefry2x32", kind="int", multiple=True)
 def _threefry2x32(eqn, k1, k2, x1, x2):
   return list(threefry2x32(k1, k2, x1, x2))
-
-
-def iota_2x32_shape(shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-  """(hi, lo) uint32 words of the row-major flat index over `shape`."""
-  n = int(np.prod(shape, dtype=np.int64))
-  if n <= 2 ** 32:
-    return np.zeros(shape, np.uint32), np.arange(n, dtype=np.uint32).reshape(shape)
-  counts = np.arange(n, dtype=np.uint64).reshape(shape)
-  return (counts >> np.uint64(32)).astype(np.uint32), counts.astype(np.uint32)
 
 
 @rule("iota_2x32_shape", kind="int", multiple=True)
