@@ -104,7 +104,8 @@ def counted_as_compiling() -> Iterator[None]:
 
 
 class CompileClock:
-  """Wall seconds this process has spent tracing, lowering and compiling (or loading compiled programs).
+  """Wall seconds this process has spent tracing, lowering and compiling (or loading compiled programs), summed
+  over threads: two programs compiled at the same time both count.
 
   Listens to jax.monitoring from its creation on; `snapshot()` returns
   {'seconds': total, 'backend_seconds': compile or cache load only, 'program_cache_seconds': program cache loads

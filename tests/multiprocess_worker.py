@@ -5,8 +5,9 @@
 
 Each process starts `jax.distributed` from a `config.distributed` section (`sharding.init_distributed`; skipped
 for one process), sees one CPU device, builds the 1-D 'data' mesh over all processes' devices and runs the pieces
-of `attn_har.train.train`: `steps.init_state` / `steps.make_train_step` jitted with replicated out-shardings, the
-config's optimiser (the synthetic recipe: AdamW, cosine schedule with warm-up, gradient clipping), and
+of `attn_har.train.train`: `steps.init_state` jitted and the train step's two programs (`train_programs`) with
+replicated out-shardings, the config's optimiser (the synthetic recipe: AdamW, cosine schedule with warm-up,
+gradient clipping), and
 `sharding.shard_batch` over its own contiguous 1/num_processes slice of every global batch [8, 6, 6, 2] (a model
 with BatchNorm and dropout). With --checkpoint every process calls `checkpointing.save` (Orbax writes one
 checkpoint together); --restore reads a checkpoint with `checkpointing.restore_state`. Every process writes
@@ -46,6 +47,7 @@ def main() -> None:
   from attn_har.train import checkpointing, evaluate, sharding, steps
   from attn_har.train.optim import make_optimizer
   from attn_har.train.schedule import make_schedule
+  from attn_har.train.train_programs import TrainPrograms
 
   config = base_config()
   config.distributed.update(enabled=a.num_processes > 1, coordinator_address=f"localhost:{a.port}",
@@ -70,7 +72,7 @@ def main() -> None:
   init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
   sample = {"image": np.zeros((1, 6, 6, 2), np.float32), "label": np.zeros((1,), np.int32)}
   state = jax.jit(lambda r: steps.init_state(model, tx, r, sample), out_shardings=repl)(init_rng)
-  train_step = jax.jit(steps.make_train_step(model, tx), donate_argnums=0, out_shardings=(repl, repl))
+  train_step = TrainPrograms(model, tx, fingerprint="tiny", replicated=repl)   # plain jax.jit with several processes
 
   n = sharding.local_batch_size(GLOBAL_BATCH)
   lo = a.process_id * n

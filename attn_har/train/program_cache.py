@@ -176,13 +176,18 @@ class CachedJit:
     call.__name__ = call.__qualname__ = self.name
     return jax.jit(call, **self._jit_kwargs)
 
-  def compile_ahead(self, *args) -> None:
-    """Builds (or loads) and XLA-compiles the program for `args` now: arrays, or `jax.ShapeDtypeStruct`s with the
-    shardings (and placement) the calls will pass. A first call of that signature runs it without tracing or
-    compiling again (`jax.jit`'s own caches); a first call of other shapes warns and builds its own program."""
+  def build_ahead(self, *args) -> None:
+    """Traces and exports (or loads) the program for `args` now, without compiling it: arrays, or
+    `jax.ShapeDtypeStruct`s with the shardings (and placement) the calls will pass."""
     if self._jitted is None:
       self._jitted = self._build(args)
       self._ahead = _shapes(args)
+
+  def compile_ahead(self, *args) -> None:
+    """`build_ahead(*args)`, then XLA-compiles the program. A first call of that signature runs it without
+    tracing or compiling again (`jax.jit`'s own caches); a first call of other shapes warns and builds its own
+    program. After `build_ahead` on the main thread, the compile may run on another thread (it releases the GIL)."""
+    self.build_ahead(*args)
     self._jitted.lower(*args).compile()
 
   def __call__(self, *args):

@@ -2,7 +2,8 @@
 
   1. data: find or build the store (a generated one while 2. compiles), hold out validation, fill
      `model.num_classes`, write `<workdir>/config.json`
-  2. model, optimiser, jit-compiled pure steps; mesh over all devices (batch sharded on 'data')
+  2. model, optimiser, jit-compiled pure steps (the train step as two programs compiled at the same time,
+     `train_programs`); mesh over all devices (batch sharded on 'data')
   3. start-up: resume `<workdir>` if it has a checkpoint, else init from `config.init_from` (a Keras ImageNet file,
      other runs' checkpoints), else scratch
   4. loop: step t uses dropout key fold_in(rng, t); metrics every `log_every`; every `checkpoint_every` (and at
@@ -18,7 +19,8 @@ the first step of `python launch.py` with empty caches came 2.0 s sooner (three 
 results.json's 'timing' records the time to this run's first finished training step and the seconds spent
 tracing and compiling (or loading programs from the persistent compilation cache and the program cache, see
 `attn_har.compile_cache`, which `launch.py` enables), and whether each step was 'loaded' from the program cache,
-'exported' into it or plain 'jit' (`attn_har.train.program_cache`), and how the initial state was computed
+'exported' into it or plain 'jit' (`attn_har.train.program_cache`; the train step's two programs as
+'a+b' when they differ), and how the initial state was computed
 ('numpy' or 'compiled': the pruned jaxpr, `attn_har.train.pruned_eval`; 'jit': an approximated initialiser, or
 several processes), and whether the store was generated while compiling.
 """
@@ -42,6 +44,7 @@ from attn_har.train.check import check_config, keras_file
 from attn_har.train.finite import NonFiniteError, state_is_finite
 from attn_har.train.optim import make_optimizer
 from attn_har.train.schedule import make_schedule
+from attn_har.train.train_programs import TrainPrograms
 
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -141,10 +144,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   # programs in the program cache (`program_cache`, on with the persistent compilation cache).
   fingerprint = config.to_json_best_effort(sort_keys=True)
   state, init_source = _initial_state(lambda r: steps.init_state(model, tx, r, sample_batch(config)), init_rng, repl)
-  train_step = program_cache.cached_jit(
-      steps.make_train_step(model, tx, stream_loss_weight=config.train.stream_loss_weight,
-                            label_smoothing=config.train.label_smoothing),
-      name="train_step", fingerprint=fingerprint, donate_argnums=0, out_shardings=(repl, repl))
+  train_step = TrainPrograms(model, tx, fingerprint=fingerprint, replicated=repl,
+                             stream_loss_weight=config.train.stream_loss_weight,
+                             label_smoothing=config.train.label_smoothing)
   eval_step = program_cache.cached_jit(steps.make_eval_step(model), name="eval_step", fingerprint=fingerprint)
   if data_thread is not None:
     train_step.compile_ahead(state, train_batch_spec(config, config.train.batch_size, batch_sharding), train_rng)
@@ -296,7 +298,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir, clock: Compi
   writer.close()
   manager.close()
   loaded = [p.name for p in (train_step, eval_step) if p.source == "loaded"]
-  _log(f"compiling took {compiled['seconds']:.1f} s of {results['wall_seconds_this_run']:.1f} s: "
+  _log(f"compiling took {compiled['seconds']:.1f} s (summed over programs compiled at the same time) of "
+       f"{results['wall_seconds_this_run']:.1f} s: "
        f"{compiled['backend_seconds']:.1f} s in XLA ({compiled['cache_hits']} programs loaded from the persistent "
        f"compilation cache), {compiled['program_cache_seconds']:.1f} s in the program cache (loaded: "
        f"{', '.join(loaded) or 'none'}), the rest tracing and lowering")

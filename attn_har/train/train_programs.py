@@ -1,0 +1,82 @@
+"""The train step as two XLA programs compiled at the same time: the forward and backward pass, and the optimiser.
+
+XLA:CPU compiles one program's HLO passes on one thread (about a third of the default train step's compile: the
+other core idles meanwhile) and only its kernel code generation on all cores. The optimiser's update of every
+parameter array is about half of the train step's HLO and shares no kernels with the model's forward and backward
+pass, so `TrainPrograms` compiles it as a second program on a second thread while the first compiles: the default
+`python launch.py` train step compiled in 25.2-26.4 s (trace, export and compile, both programs) against 33.3-39.8 s
+as one program (alternating processes, 2 CPU cores, docs/speed.md). A step then runs the two programs one after the
+other; the gradients pass between them as arrays, as they did inside the one program.
+
+The result is the same function as `steps.make_train_step` (its `grad_step` then its `update_step`), but XLA fuses
+the two programs separately, so the floats can differ from the one program's in the last bits (a few ulps after a
+step), as between any two XLA compilations of the same maths. Runs of this code replay bit-identically.
+"""
+
+import concurrent.futures
+from typing import Any, Dict, Optional, Tuple
+
+import flax.linen as nn
+import jax
+import optax
+
+from attn_har.train import program_cache, steps
+
+
+class TrainPrograms:
+  """`train_step(state, batch, rng) -> (state, metrics)` of `steps.make_train_step`, run as two cached programs.
+
+  'train_grads' (`steps.make_grad_step`; the batch statistics donated) and 'train_update'
+  (`steps.make_update_step`; parameters and optimiser state donated), both through the program cache
+  (`program_cache.cached_jit`) with replicated outputs. The first call, or `compile_ahead`, traces both and
+  compiles them concurrently.
+
+  Attributes:
+    name: 'train_step'.
+    source: after compiling, how both programs were obtained ('loaded', 'exported' or 'jit'; 'a+b' when they
+      differ).
+  """
+
+  name = "train_step"
+
+  def __init__(self, model: nn.Module, tx: optax.GradientTransformation, *, fingerprint: str, replicated,
+               stream_loss_weight: float = 1.0, label_smoothing: float = 0.0):
+    self._replicated = replicated
+    self.grads = program_cache.cached_jit(
+        steps.make_grad_step(model, stream_loss_weight=stream_loss_weight, label_smoothing=label_smoothing),
+        name="train_grads", fingerprint=fingerprint, donate_argnums=1, out_shardings=replicated)
+    self.update = program_cache.cached_jit(steps.make_update_step(tx), name="train_update", fingerprint=fingerprint,
+                                           donate_argnums=(0, 1), out_shardings=replicated)
+    self._compiled = False
+
+  @property
+  def source(self) -> Optional[str]:
+    a, b = self.grads.source, self.update.source
+    return a if a == b else f"{a}+{b}"
+
+  def _grads_args(self, state, batch, rng) -> Tuple:
+    return state["params"], state["batch_stats"], state["step"], batch, rng
+
+  def _update_args(self, state) -> Tuple:
+    grads = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=self._replicated),
+                         state["params"])
+    return state["params"], state["opt_state"], state["step"], grads
+
+  def compile_ahead(self, state: Dict[str, Any], batch, rng: jax.Array) -> None:
+    """Builds both programs for these inputs (arrays or `jax.ShapeDtypeStruct`s with the calls' shardings) and
+    XLA-compiles them at the same time; the first call then neither traces nor compiles."""
+    grads_args = self._grads_args(state, batch, rng)
+    self.grads.build_ahead(*grads_args)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="attn_har_compile") as pool:
+      compiling = pool.submit(self.grads.compile_ahead, *grads_args)
+      self.update.compile_ahead(*self._update_args(state))
+      compiling.result()
+    self._compiled = True
+
+  def __call__(self, state: Dict[str, Any], batch, rng: jax.Array) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    if not self._compiled:
+      self.compile_ahead(state, batch, rng)
+    grads, batch_stats, metrics = self.grads(*self._grads_args(state, batch, rng))
+    params, opt_state, step, grad_norm = self.update(state["params"], state["opt_state"], state["step"], grads)
+    return ({"params": params, "batch_stats": batch_stats, "opt_state": opt_state, "step": step},
+            dict(metrics, grad_norm=grad_norm))
