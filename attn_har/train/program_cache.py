@@ -183,12 +183,16 @@ class CachedJit:
       self._jitted = self._build(args)
       self._ahead = _shapes(args)
 
-  def compile_ahead(self, *args) -> None:
-    """`build_ahead(*args)`, then XLA-compiles the program. A first call of that signature runs it without
-    tracing or compiling again (`jax.jit`'s own caches); a first call of other shapes warns and builds its own
-    program. After `build_ahead` on the main thread, the compile may run on another thread (it releases the GIL)."""
+  def lower_ahead(self, *args) -> jax.stages.Lowered:
+    """`build_ahead(*args)`, then the program lowered for `args`; its `.compile()` releases the GIL, so it can run
+    on another thread while this one traces something else."""
     self.build_ahead(*args)
-    self._jitted.lower(*args).compile()
+    return self._jitted.lower(*args)
+
+  def compile_ahead(self, *args) -> None:
+    """`lower_ahead(*args).compile()`. A first call of that signature runs the program without tracing or
+    compiling again (`jax.jit`'s own caches); a first call of other shapes warns and builds its own program."""
+    self.lower_ahead(*args).compile()
 
   def __call__(self, *args):
     if self._ahead is not None:

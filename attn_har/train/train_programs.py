@@ -65,10 +65,9 @@ class TrainPrograms:
   def compile_ahead(self, state: Dict[str, Any], batch, rng: jax.Array) -> None:
     """Builds both programs for these inputs (arrays or `jax.ShapeDtypeStruct`s with the calls' shardings) and
     XLA-compiles them at the same time; the first call then neither traces nor compiles."""
-    grads_args = self._grads_args(state, batch, rng)
-    self.grads.build_ahead(*grads_args)
+    grads = self.grads.lower_ahead(*self._grads_args(state, batch, rng))
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="attn_har_compile") as pool:
-      compiling = pool.submit(self.grads.compile_ahead, *grads_args)
+      compiling = pool.submit(grads.compile)   # the larger program first; the update is traced meanwhile
       self.update.compile_ahead(*self._update_args(state))
       compiling.result()
     self._compiled = True
