@@ -3,14 +3,16 @@
 XLA:CPU compiles one program's HLO passes on one thread (about a third of the default train step's compile: the
 other core idles meanwhile) and only its kernel code generation on all cores. The optimiser's update of every
 parameter array is about half of the train step's HLO and shares no kernels with the model's forward and backward
-pass, so `TrainPrograms` compiles it as a second program on a second thread while the first compiles: the default
-`python launch.py` train step compiled in 25.2-26.4 s (trace, export and compile, both programs) against 33.3-39.8 s
-as one program (alternating processes, 2 CPU cores, docs/speed.md). A step then runs the two programs one after the
-other; the gradients pass between them as arrays, as they did inside the one program.
+pass, so `TrainPrograms` compiles the two programs on two threads at the same time. The default `python launch.py`
+train step took 24.9-26.4 s to trace, lower and compile as two programs against 33.3-39.8 s as one (in isolation,
+alternating processes, 2 CPU cores), and its first step came after 33.5-45.7 s instead of 41.3 s (docs/speed.md). A
+step runs the two programs one after the other; the gradients pass between them as arrays, as they did inside the
+one program.
 
 The result is the same function as `steps.make_train_step` (its `grad_step` then its `update_step`), but XLA fuses
-the two programs separately, so the floats can differ from the one program's in the last bits (a few ulps after a
-step), as between any two XLA compilations of the same maths. Runs of this code replay bit-identically.
+the two programs separately, so the floats can differ from the one program's in the last bits (the default model's
+loss by about 1e-6 relative after three steps), as between any two XLA compilations of the same maths. Runs of this
+code replay bit-identically.
 """
 
 import concurrent.futures
