@@ -94,12 +94,10 @@ def make_update_step(tx: optax.GradientTransformation):
   return update_step
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *, stream_loss_weight: float = 1.0,
-                    label_smoothing: float = 0.0):
-  """Returns the pure `train_step(state, batch, rng) -> (new_state, metrics)`: `make_grad_step` then
-  `make_update_step` in one function (train.py runs the two as separate programs, `attn_har.train.train_programs`)."""
-  grad_step = make_grad_step(model, stream_loss_weight=stream_loss_weight, label_smoothing=label_smoothing)
-  update_step = make_update_step(tx)
+def chain(grad_step, update_step):
+  """Returns `train_step(state, batch, rng) -> (new_state, metrics)`: `grad_step` (`make_grad_step`'s signature)
+  then `update_step` (`make_update_step`'s) on the state dict, 'grad_norm' added to the metrics. The two may be
+  pure functions or separately jitted programs (`attn_har.train.train_programs`)."""
 
   def train_step(state: State, batch: Dict[str, jnp.ndarray], rng: jax.Array) -> Tuple[State, Dict]:
     grads, batch_stats, metrics = grad_step(state["params"], state["batch_stats"], state["step"], batch, rng)
@@ -108,6 +106,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *, strea
     return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state, "step": step}, metrics
 
   return train_step
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, *, stream_loss_weight: float = 1.0,
+                    label_smoothing: float = 0.0):
+  """Returns the pure `train_step(state, batch, rng) -> (new_state, metrics)`: `make_grad_step` then
+  `make_update_step` in one function (train.py runs the two as separate programs, `attn_har.train.train_programs`)."""
+  return chain(make_grad_step(model, stream_loss_weight=stream_loss_weight, label_smoothing=label_smoothing),
+               make_update_step(tx))
 
 
 def make_eval_step(model: nn.Module):

@@ -49,6 +49,7 @@ class TrainPrograms:
         name="train_grads", fingerprint=fingerprint, donate_argnums=1, out_shardings=replicated)
     self.update = program_cache.cached_jit(steps.make_update_step(tx), name="train_update", fingerprint=fingerprint,
                                            donate_argnums=(0, 1), out_shardings=replicated)
+    self._step = steps.chain(self.grads, self.update)
     self._compiled = False
 
   @property
@@ -56,28 +57,19 @@ class TrainPrograms:
     a, b = self.grads.source, self.update.source
     return a if a == b else f"{a}+{b}"
 
-  def _grads_args(self, state, batch, rng) -> Tuple:
-    return state["params"], state["batch_stats"], state["step"], batch, rng
-
-  def _update_args(self, state) -> Tuple:
-    grads = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=self._replicated),
-                         state["params"])
-    return state["params"], state["opt_state"], state["step"], grads
-
   def compile_ahead(self, state: Dict[str, Any], batch, rng: jax.Array) -> None:
     """Builds both programs for these inputs (arrays or `jax.ShapeDtypeStruct`s with the calls' shardings) and
     XLA-compiles them at the same time; the first call then neither traces nor compiles."""
-    grads = self.grads.lower_ahead(*self._grads_args(state, batch, rng))
+    grads = self.grads.lower_ahead(state["params"], state["batch_stats"], state["step"], batch, rng)
+    grads_spec = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype, sharding=self._replicated),
+                              state["params"])
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="attn_har_compile") as pool:
       compiling = pool.submit(grads.compile)   # the larger program first; the update is traced meanwhile
-      self.update.compile_ahead(*self._update_args(state))
+      self.update.compile_ahead(state["params"], state["opt_state"], state["step"], grads_spec)
       compiling.result()
     self._compiled = True
 
   def __call__(self, state: Dict[str, Any], batch, rng: jax.Array) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     if not self._compiled:
       self.compile_ahead(state, batch, rng)
-    grads, batch_stats, metrics = self.grads(*self._grads_args(state, batch, rng))
-    params, opt_state, step, grad_norm = self.update(state["params"], state["opt_state"], state["step"], grads)
-    return ({"params": params, "batch_stats": batch_stats, "opt_state": opt_state, "step": step},
-            dict(metrics, grad_norm=grad_norm))
+    return self._step(state, batch, rng)
